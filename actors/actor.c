@@ -1,0 +1,337 @@
+/*
+ * Actor lifecycle: spawn, the top frame (where faults land), exit, and
+ * reaping — releasing everything an actor held, whatever ended it.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef TR_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+/* Stack kept free below the deepest runtime call made from an actor: an
+ * actor that enters the runtime with less than this left exits with
+ * stack_overflow instead of faulting inside runtime code. */
+#define TR__RESERVE_MAX (16 * 1024)
+
+static size_t reserve_for(const tr__actor_t *a) {
+  size_t r = a->stack.size / 4;
+  return r < TR__RESERVE_MAX ? r : TR__RESERVE_MAX;
+}
+
+void tr__reason_set(tr_reason_t *r, tr_reason_kind_t kind) {
+  memset(r, 0, sizeof(*r));
+  r->kind = kind;
+}
+
+void tr_spawn_opts_init(tr_spawn_opts_t *opts) {
+  if (opts == NULL) return;
+  memset(opts, 0, sizeof(*opts));
+  opts->size = sizeof(*opts);
+}
+
+tr_pid_t tr_self(void) {
+  tr__actor_t *a = tr__current();
+  return a != NULL ? a->pid : TR_PID_NONE;
+}
+
+tr__actor_t *tr__actor_enter(int *err) {
+  tr__sched_t *s = tr__tls_sched;
+  tr__actor_t *a = s != NULL ? s->current : NULL;
+  char probe;
+  if (a == NULL) {
+    *err = (s != NULL && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
+    return NULL;
+  }
+  if (TR__UNLIKELY((uintptr_t)&probe - (uintptr_t)a->stack.lo <
+                   reserve_for(a))) {
+    tr__reason_set(&a->reason, TR_REASON_STACK_OVERFLOW);
+    a->reason.addr = (uintptr_t)&probe;
+    snprintf(a->reason.text, sizeof(a->reason.text),
+             "stack reserve exhausted at runtime entry");
+    tr__sched_exit_current(s, a);
+  }
+  a->in_runtime++;
+  return a;
+}
+
+/* ---- the top frame ------------------------------------------------------ */
+
+static void actor_main(void *arg) {
+  tr__actor_t *a = arg;
+  tr__sched_t *s = a->s;
+  sigjmp_buf env;
+  tr__sched_entered(s, a);
+  if (sigsetjmp(env, 0) == 0) {
+    a->fault_env = &env;
+    a->fn(a->arg);
+    tr__reason_set(&a->reason, TR_REASON_NORMAL);
+  } else {
+    /* Back from the fault handler: a->reason was filled in there. The
+     * signal stays blocked after siglongjmp(env, 0); unblock it. */
+    pthread_sigmask(SIG_SETMASK, &s->sigmask, NULL);
+  }
+  a->fault_env = NULL;
+  tr__sched_exit_current(s, a);
+}
+
+/* ---- spawn -------------------------------------------------------------- */
+
+static int actor_alloc(tr__sched_t *s, size_t stack_size, tr__actor_t **out) {
+  tr__actor_t *a = calloc(1, sizeof(*a));
+  uint32_t idx, gen;
+  int err;
+  if (a == NULL) return TR_ENOMEM;
+  err = tr__stack_get(s->stacks, stack_size, &a->stack);
+  if (err != 0) goto fail_stack;
+  err = tr__slots_alloc(&s->pids, a, &idx, &gen);
+  if (err != 0) goto fail_slot;
+  a->pid = ((uint64_t)gen << 32) | ((uint64_t)s->id << TR__IDX_BITS) | idx;
+  a->s = s;
+  a->wait_timer.heap_idx = SIZE_MAX;
+  a->wait_timer.type = TR__TIMER_WAIT;
+  a->wait_timer.target = a;
+  *out = a;
+  return 0;
+fail_slot:
+  tr__stack_put(s->stacks, &a->stack);
+fail_stack:
+  free(a);
+  return err;
+}
+
+static void top_list_add(tr__sched_t *s, tr__actor_t *a) {
+  a->top_level = 1;
+  a->top_prev = NULL;
+  a->top_next = s->top_head;
+  if (s->top_head) s->top_head->top_prev = a;
+  s->top_head = a;
+}
+
+static void top_list_remove(tr__sched_t *s, tr__actor_t *a) {
+  if (!a->top_level) return;
+  if (a->top_prev) a->top_prev->top_next = a->top_next;
+  else s->top_head = a->top_next;
+  if (a->top_next) a->top_next->top_prev = a->top_prev;
+  a->top_level = 0;
+}
+
+static int spawn_check(tr_runtime_t *rt, tr__actor_t *parent,
+                       const tr_spawn_opts_t *o, tr_actor_fn fn) {
+  size_t ss = o ? o->stack_size : 0;
+  if (rt == NULL || fn == NULL) return TR_EINVAL;
+  if (o != NULL && o->size != 0 && o->size < offsetof(tr_spawn_opts_t, monitor_ref))
+    return TR_EINVAL;
+  if (ss != 0 && (ss < TR_STACK_SIZE_MIN || ss > TR_STACK_SIZE_MAX))
+    return TR_EINVAL;
+  if (o && (o->flags & ~(unsigned)(TR_SPAWN_LINK | TR_SPAWN_MONITOR)))
+    return TR_EINVAL;
+  if (o && (o->flags & (TR_SPAWN_LINK | TR_SPAWN_MONITOR)) && parent == NULL)
+    return TR_ENOTACTOR;
+  if (o && (o->flags & TR_SPAWN_MONITOR) && o->monitor_ref == NULL)
+    return TR_EINVAL;
+  if (parent == NULL && rt->stopping) return TR_ESTOPPED;
+  if (o && o->name) {
+    tr_pid_t tmp;
+    size_t n = strlen(o->name);
+    if (n == 0 || n >= TR_NAME_MAX) return TR_EINVAL;
+    if (tr_whereis(o->name, &tmp) == 0) return TR_EEXIST;
+  }
+  return 0;
+}
+
+
+static int spawn_extras(tr__actor_t *parent, tr__actor_t *a,
+                        const tr_spawn_opts_t *o) {
+  int err;
+  if (o == NULL) return 0;
+  if (o->name && (err = tr_register(o->name, a->pid)) != 0) return err;
+  if ((o->flags & TR_SPAWN_LINK) && (err = tr__link_pair(parent, a)) != 0)
+    return err;
+  if (o->flags & TR_SPAWN_MONITOR)
+    return tr__monitor_make(parent, a, o->monitor_ref);
+  return 0;
+}
+
+static void actor_free(tr__actor_t *a);
+
+int tr_spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
+             const tr_spawn_opts_t *o, tr_pid_t *pid) {
+  tr__sched_t *prev = tr__tls_sched;
+  tr__actor_t *parent = tr__current();
+  tr__actor_t *a = NULL;
+  tr__sched_t *s;
+  int err;
+  if (rt == NULL && parent != NULL) rt = parent->s->rt;
+  if (parent != NULL && parent->s->rt != rt) return TR_EINVAL;
+  if (parent == NULL && prev != NULL && prev->in_cleanup) return TR_ECLEANUP;
+  if ((err = spawn_check(rt, parent, o, fn)) != 0) return err;
+  s = &rt->sched;
+  tr__tls_sched = s;
+  err = actor_alloc(s, (o && o->stack_size) ? o->stack_size : rt->cfg.stack_size,
+                    &a);
+  if (err != 0) goto out;
+  a->fn = fn;
+  a->arg = arg;
+  tr__ctx_make(&a->ctx, a->stack.lo, a->stack.size, actor_main, a);
+#ifdef TR_TSAN
+  a->tsan_fiber = __tsan_create_fiber(0);
+#endif
+  s->live++;
+  if ((err = spawn_extras(parent, a, o)) != 0) {
+    actor_free(a);
+    goto out;
+  }
+  if (parent == NULL) top_list_add(s, a);
+  a->state = TR__ST_WAITING;
+  tr__sched_wake(s, a);
+  if (pid) *pid = a->pid;
+out:
+  tr__tls_sched = prev;
+  return err;
+}
+
+int tr_spawn_link(tr_actor_fn fn, void *arg, tr_pid_t *pid) {
+  tr_spawn_opts_t o;
+  tr_spawn_opts_init(&o);
+  o.flags = TR_SPAWN_LINK;
+  if (tr__current() == NULL) return TR_ENOTACTOR;
+  return tr_spawn(NULL, fn, arg, &o, pid);
+}
+
+int tr_spawn_monitor(tr_actor_fn fn, void *arg, tr_pid_t *pid, tr_ref_t *ref) {
+  tr_spawn_opts_t o;
+  tr_spawn_opts_init(&o);
+  o.flags = TR_SPAWN_MONITOR;
+  o.monitor_ref = ref;
+  if (tr__current() == NULL) return TR_ENOTACTOR;
+  return tr_spawn(NULL, fn, arg, &o, pid);
+}
+
+/* ---- yield and exit ----------------------------------------------------- */
+
+int tr_yield(void) {
+  TR__ACTOR_OR_RETURN(a);
+  tr__sched_t *s = a->s;
+  a->state = TR__ST_WAITING;
+  tr__sched_wake(s, a);
+  tr__sched_block(s, a);
+  tr__check_pending_exit(a);
+  return 0;
+}
+
+int tr_exit(tr_reason_kind_t kind) {
+  tr__actor_t *a = tr__current();
+  if (a == NULL) {
+    tr__sched_t *s = tr__tls_sched;
+    return (s && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
+  }
+  if ((unsigned)kind >= TR_REASON__COUNT) return TR_EINVAL;
+  tr__reason_set(&a->reason, kind == TR_REASON_KILL ? TR_REASON_KILLED : kind);
+  tr__sched_exit_current(a->s, a);
+}
+
+int tr_exit_error(int code, const char *fmt, ...) {
+  tr__actor_t *a = tr__current();
+  va_list ap;
+  if (a == NULL) {
+    tr__sched_t *s = tr__tls_sched;
+    return (s && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
+  }
+  tr__reason_set(&a->reason, TR_REASON_ERROR);
+  a->reason.code = code;
+  if (fmt != NULL) {
+    va_start(ap, fmt);
+    vsnprintf(a->reason.text, sizeof(a->reason.text), fmt, ap);
+    va_end(ap);
+  }
+  tr__sched_exit_current(a->s, a);
+}
+
+/* An exit signal that arrived while a was running takes effect at its next
+ * runtime call. */
+void tr__check_pending_exit(tr__actor_t *a) {
+  if (TR__UNLIKELY(a->exit_pending)) tr__sched_exit_current(a->s, a);
+}
+
+/* ---- killing and reaping ------------------------------------------------ */
+
+/* Ends actor a with reason r. The current actor only gets a pending exit
+ * (it cannot be torn down under its own feet); any other actor is marked
+ * dead at once — it no longer receives, and its pid is stale — and queued
+ * for reaping on the scheduler stack. */
+void tr__actor_kill(tr__sched_t *s, tr__actor_t *a, const tr_reason_t *r) {
+  if (a->state == TR__ST_DEAD) return;
+  if (a == s->current) {
+    if (!a->exit_pending) {
+      a->reason = *r;
+      a->exit_pending = 1;
+    }
+    return;
+  }
+  a->reason = *r;
+  tr__registry_remove_actor(a); /* the name is free at once */
+  if (a->state == TR__ST_RUNNABLE) tr__rq_remove(s, a);
+  tr__timer_disarm(s, &a->wait_timer);
+  a->state = TR__ST_DEAD;
+  a->dying_next = NULL;
+  if (s->dying_tail) s->dying_tail->dying_next = a;
+  else s->dying_head = a;
+  s->dying_tail = a;
+}
+
+static void actor_free(tr__actor_t *a) {
+  tr__sched_t *s = a->s;
+  tr__registry_remove_actor(a);
+  tr__mailbox_clear(a);
+  free(a->links);
+  tr__slots_release(&s->pids, (uint32_t)(a->pid & TR__IDX_MASK));
+  tr__stack_put(s->stacks, &a->stack);
+  tr__fiber_destroy(a);
+  s->live--;
+  free(a);
+}
+
+/* Releases everything a held, in this order: its own cleanups (so that a
+ * restarted successor finds ports and files free), its name and timers,
+ * then the exit signals and DOWN messages that tell others. */
+static void reap_one(tr__sched_t *s, tr__actor_t *a) {
+  if (tr_reason_is_crash(a->reason.kind)) tr__crash_report(s, a);
+  s->in_cleanup++;
+  tr__ledger_release(a);
+  s->in_cleanup--;
+  tr__registry_remove_actor(a);
+  tr__timers_release(a);
+  tr__timer_disarm(s, &a->wait_timer);
+  top_list_remove(s, a);
+  tr__links_notify(a);
+  tr__monitors_release(a);
+  actor_free(a);
+}
+
+/* Reaps every dead actor; runs on the scheduler stack only. */
+void tr__reap(tr__sched_t *s) {
+  tr__actor_t *a;
+  while ((a = s->dying_head) != NULL) {
+    s->dying_head = a->dying_next;
+    if (s->dying_head == NULL) s->dying_tail = NULL;
+    reap_one(s, a);
+  }
+}
+
+/* Kills every live actor with `kind` (runtime stop and free). */
+void tr__kill_all(tr__sched_t *s, tr_reason_kind_t kind) {
+  tr_reason_t r;
+  tr__reason_set(&r, kind);
+  for (uint32_t i = 0; i < s->pids.cap; i++) {
+    tr__actor_t *a = s->pids.ptr[i];
+    if (a != NULL && a->state != TR__ST_DEAD) tr__actor_kill(s, a, &r);
+  }
+}
+
+int tr_is_alive(tr_pid_t pid) {
+  return tr__lookup(tr__tls_sched, pid) != NULL;
+}

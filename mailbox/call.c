@@ -1,0 +1,94 @@
+/*
+ * call/reply, as gen_server:call: the request carries a fresh ref, the
+ * caller monitors the server for the duration, and waits selectively for
+ * either the reply with that ref or the DOWN of that monitor. A reply that
+ * arrives after a timeout is dropped on delivery (tr__deliver checks the
+ * awaited ref), so it never pollutes the caller's mailbox.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+
+typedef struct {
+  tr_ref_t call_ref;
+  tr_ref_t mon_ref;
+} call_wait_t;
+
+static int match_reply_or_down(const tr_msg_t *m, void *arg) {
+  const call_wait_t *w = arg;
+  return (m->kind == TR_MSG_REPLY && m->ref == w->call_ref) ||
+         (m->kind == TR_MSG_DOWN && m->ref == w->mon_ref);
+}
+
+static int send_call(tr__actor_t *a, tr__actor_t *srv, const void *req,
+                     size_t len, tr_ref_t ref) {
+  tr_msg_t *m;
+  int err = tr_msgpack_validate(req, len);
+  if (err != 0) return err;
+  m = tr__msg_new(TR_MSG_CALL, req, len, 0);
+  if (m == NULL) return TR_ENOMEM;
+  m->from = a->pid;
+  m->ref = ref;
+  tr__deliver(srv, m);
+  return 0;
+}
+
+/* Turns the message that ended the wait into the call's result. */
+static int call_result(tr_msg_t *m, tr_msg_t **reply, tr_reason_t *why) {
+  if (m->kind == TR_MSG_DOWN) {
+    if (why) *why = *m->reason;
+    tr_msg_free(m);
+    return TR_EDOWN;
+  }
+  *reply = m;
+  return 0;
+}
+
+int tr_call(tr_pid_t server, const void *req, size_t req_len,
+            tr_msg_t **reply, int timeout_ms, tr_reason_t *why) {
+  TR__ACTOR_OR_RETURN(a);
+  tr__actor_t *srv;
+  call_wait_t w;
+  tr_msg_t *m = NULL;
+  int err;
+  if (reply == NULL || timeout_ms < -1) return TR_EINVAL;
+  *reply = NULL;
+  if (server == a->pid) return TR_ESELF;
+  srv = tr__lookup(a->s, server);
+  if (srv == NULL) {
+    int v = tr_msgpack_validate(req, req_len);
+    if (v != 0) return v;
+    if (why) {
+      tr__reason_set(why, TR_REASON_NOPROC);
+    }
+    return TR_EDOWN;
+  }
+  if ((err = tr__monitor_make(a, srv, &w.mon_ref)) != 0) return err;
+  w.call_ref = tr__make_ref(a->s);
+  if ((err = send_call(a, srv, req, req_len, w.call_ref)) != 0) goto out;
+  a->call_ref = w.call_ref;
+  err = tr__recv_internal(a, &m, match_reply_or_down, &w, timeout_ms);
+  a->call_ref = 0;
+  if (err == 0) err = call_result(m, reply, why);
+out:
+  tr_demonitor(w.mon_ref, TR_DEMONITOR_FLUSH);
+  return err;
+}
+
+int tr_reply(const tr_msg_t *call, const void *data, size_t len) {
+  TR__ACTOR_OR_RETURN(a);
+  tr__actor_t *to;
+  tr_msg_t *m;
+  int err;
+  if (call == NULL || call->kind != TR_MSG_CALL) return TR_EINVAL;
+  if ((err = tr_msgpack_validate(data, len)) != 0) return err;
+  to = tr__lookup(a->s, call->from);
+  if (to == NULL) return 0; /* caller gone: like any send to a dead pid */
+  m = tr__msg_new(TR_MSG_REPLY, data, len, 0);
+  if (m == NULL) return TR_ENOMEM;
+  m->from = a->pid;
+  m->ref = call->ref;
+  tr__deliver(to, m);
+  return 0;
+}

@@ -1,0 +1,604 @@
+/*
+ * codec — msgpack validation, tagged packing, pid ext, tag test and decode.
+ *
+ * Validation is a table-driven, iterative skip-scanner: one loop iteration
+ * per value, each iteration consumes at least one byte, so the cost is
+ * O(len) whatever counts the input claims, and nesting is tracked with an
+ * explicit stack of "elements left" counters (32 on the C stack, up to
+ * TR_CODEC_DEPTH_MAX on the heap), never with recursion.
+ */
+#include "troupe.h"
+#include "codec.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define NOINLINE __attribute__((noinline))
+#else
+#define likely(x) (x)
+#define unlikely(x) (x)
+#define ALWAYS_INLINE inline
+#define NOINLINE
+#endif
+
+/* Maps live as 2n consecutive objects (key, value, key, value...). */
+_Static_assert(sizeof(msgpack_object_kv) == 2 * sizeof(msgpack_object),
+               "msgpack_object_kv must be two packed msgpack_objects");
+
+/* ------------------------------------------------------------------------ */
+/* Byte classes                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Each lead byte maps to a class (top 3 bits) and a number v (low 5 bits):
+ *   FIX  v payload bytes follow (ints, floats, nil, bool, fixstr, fixext)
+ *   STR  a v-byte big-endian length, then that many bytes (str, bin)
+ *   EXT  a v-byte length, a type byte, then that many bytes
+ *   FARR a fixarray/fixmap with v elements (a map's pairs count twice)
+ *   ARR  a v-byte count of elements;  MAP  a v-byte count of pairs
+ *   BAD  0xc1, never used. */
+enum { K_FIX, K_STR, K_EXT, K_FARR, K_ARR, K_MAP, K_BAD = 7 };
+#define CL(k, v) ((uint8_t)(((k) << 5) | (v)))
+
+/* clang-format off */
+#define SH(b, base) (((b) - (base)) & 7) /* masked: no negative shift */
+#define CLASS_OF(b)                                                          \
+  ((b) <= 0x7f ? CL(K_FIX, 0) :                                              \
+   (b) <= 0x8f ? CL(K_FARR, 2 * ((b) & 0x0f)) :                              \
+   (b) <= 0x9f ? CL(K_FARR, (b) & 0x0f) :                                    \
+   (b) <= 0xbf ? CL(K_FIX, (b) & 0x1f) :                                     \
+   (b) == 0xc1 ? CL(K_BAD, 0) :                                              \
+   (b) <= 0xc3 ? CL(K_FIX, 0) :                                              \
+   (b) <= 0xc6 ? CL(K_STR, 1 << SH(b, 0xc4)) :                              \
+   (b) <= 0xc9 ? CL(K_EXT, 1 << SH(b, 0xc7)) :                              \
+   (b) == 0xca ? CL(K_FIX, 4) :                                              \
+   (b) == 0xcb ? CL(K_FIX, 8) :                                              \
+   (b) <= 0xcf ? CL(K_FIX, 1 << SH(b, 0xcc)) :                              \
+   (b) <= 0xd3 ? CL(K_FIX, 1 << SH(b, 0xd0)) :                              \
+   (b) <= 0xd8 ? CL(K_FIX, 1 + (1 << SH(b, 0xd4))) :                        \
+   (b) <= 0xdb ? CL(K_STR, 1 << SH(b, 0xd9)) :                              \
+   (b) <= 0xdd ? CL(K_ARR, 2 << SH(b, 0xdc)) :                              \
+   (b) <= 0xdf ? CL(K_MAP, 2 << SH(b, 0xde)) :                              \
+   CL(K_FIX, 0))
+#define C4(b) CLASS_OF(b), CLASS_OF((b) + 1), CLASS_OF((b) + 2), CLASS_OF((b) + 3)
+#define C16(b) C4(b), C4((b) + 4), C4((b) + 8), C4((b) + 12)
+#define C64(b) C16(b), C16((b) + 16), C16((b) + 32), C16((b) + 48)
+static const uint8_t byte_class[256] = {C64(0x00), C64(0x40), C64(0x80),
+                                        C64(0xc0)};
+/* clang-format on */
+
+/* Big-endian unsigned of w (1, 2 or 4) bytes. */
+static ALWAYS_INLINE uint32_t load_be(const uint8_t *p, unsigned w) {
+  if (w == 1) return p[0];
+  if (w == 2) return (uint32_t)p[0] << 8 | p[1];
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         p[3];
+}
+
+static ALWAYS_INLINE uint64_t load_be64(const uint8_t *p) {
+  return (uint64_t)load_be(p, 4) << 32 | load_be(p + 4, 4);
+}
+
+static void store_be64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define SCAN_LOCAL_DEPTH 32
+
+/* Moves a full local stack of "elements left" counters to the heap, sized
+ * for TR_CODEC_DEPTH_MAX. Only bodies nested deeper than 32 get here. NULL
+ * when out of memory. */
+static NOINLINE uint32_t *scan_stack_grow(const uint32_t *local) {
+  uint32_t *heap = malloc(TR_CODEC_DEPTH_MAX * sizeof *heap);
+  if (heap != NULL) memcpy(heap, local, SCAN_LOCAL_DEPTH * sizeof *heap);
+  return heap;
+}
+
+/* Skips the value at *pp when it is a scalar and returns 0, or returns the
+ * element count of a container (a map's pairs counted twice) plus 1 after
+ * skipping its header; -1 if the value is malformed or does not fit before
+ * end. A count larger than the bytes left is malformed: each element needs
+ * at least one byte. */
+static ALWAYS_INLINE int64_t scan_head(const uint8_t **pp,
+                                       const uint8_t *end) {
+  const uint8_t *p = *pp;
+  unsigned c = byte_class[*p++], v = c & 31;
+  size_t left = (size_t)(end - p);
+  uint64_t n;
+
+  if (likely(c < 32)) { /* K_FIX */
+    if (unlikely(left < v)) return -1;
+    *pp = p + v;
+    return 0;
+  }
+  switch (c >> 5) {
+  case K_STR:
+  case K_EXT:
+    if (left < v) return -1;
+    n = (uint64_t)load_be(p, v) + v + ((c >> 5) == K_EXT);
+    if (left < n) return -1;
+    *pp = p + n;
+    return 0;
+  case K_FARR:
+    n = v;
+    break;
+  case K_ARR:
+  case K_MAP:
+    if (left < v) return -1;
+    n = (uint64_t)load_be(p, v) << ((c >> 5) == K_MAP);
+    p += v;
+    left -= v;
+    break;
+  default:
+    return -1;
+  }
+  if (n > left) return -1;
+  *pp = p;
+  return (int64_t)n + 1;
+}
+
+/* The scanner shared by validation and decoding: checks that [p, end) is
+ * exactly one well-formed value no deeper than TR_CODEC_DEPTH_MAX. When
+ * children is not NULL, adds to it the number of element objects the
+ * containers hold (what the decoder must allocate). */
+static ALWAYS_INLINE int scan(const uint8_t *p, const uint8_t *end,
+                              uint64_t *children) {
+  uint32_t local[SCAN_LOCAL_DEPTH], *left = local;
+  size_t depth = 0;
+  int rc = TR_EBADMSG;
+
+  for (;;) {
+    int64_t r;
+    if (unlikely(p == end)) goto out;
+    r = scan_head(&p, end);
+    if (unlikely(r != 0)) {
+      if (r < 0 || depth == TR_CODEC_DEPTH_MAX) goto out;
+      if (r > 1) { /* non-empty container: descend */
+        if (unlikely(depth == SCAN_LOCAL_DEPTH && left == local)) {
+          if ((left = scan_stack_grow(local)) == NULL) {
+            left = local;
+            rc = TR_ENOMEM;
+            goto out;
+          }
+        }
+        left[depth++] = (uint32_t)(r - 1);
+        if (children != NULL) *children += (uint64_t)(r - 1);
+        continue;
+      }
+    }
+    /* One value is complete: close every container it completes. */
+    while (depth > 0 && --left[depth - 1] == 0) depth--;
+    if (depth == 0) break;
+  }
+  rc = p == end ? 0 : TR_EBADMSG;
+out:
+  if (unlikely(left != local)) free(left);
+  return rc;
+}
+
+static ALWAYS_INLINE int check_args(const void *data, size_t len) {
+  if (unlikely(data == NULL || len == 0)) return TR_EINVAL;
+  if (unlikely(len > TR_MSG_MAX)) return TR_EMSGSIZE;
+  return 0;
+}
+
+TR_EXTERN int tr_msgpack_validate(const void *data, size_t len) {
+  int rc = check_args(data, len);
+  if (unlikely(rc != 0)) return rc;
+  return scan(data, (const uint8_t *)data + len, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tag test                                                                 */
+/* ------------------------------------------------------------------------ */
+
+int tr__codec_is_tag(const void *data, size_t len, const char *tag,
+                     size_t tag_len) {
+  const uint8_t *p = data, *end;
+  unsigned c, v;
+  size_t n;
+
+  /* The array header: fixarray 0x91..0x9f, or array16/32 with count > 0. */
+  if (unlikely(p == NULL || len < 2 || tag == NULL)) return 0;
+  end = p + len;
+  c = byte_class[*p++];
+  v = c & 31;
+  if (c == CL(K_ARR, 2) || c == CL(K_ARR, 4)) {
+    if ((size_t)(end - p) <= v || load_be(p, v) == 0) return 0;
+    p += v;
+  } else if ((c >> 5) != K_FARR || (p[-1] & 0xf0) != 0x90 || v == 0) {
+    return 0;
+  }
+  /* The first element's str header: fixstr or str8/16/32 (not bin). */
+  c = byte_class[*p];
+  v = c & 31;
+  if ((*p & 0xe0) == 0xa0) {
+    n = v;
+    p++;
+  } else if (*p >= 0xd9 && *p <= 0xdb) {
+    if ((size_t)(end - ++p) < v) return 0;
+    n = load_be(p, v);
+    p += v;
+  } else {
+    return 0;
+  }
+  return n == tag_len && (size_t)(end - p) >= n && memcmp(p, tag, n) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Fills o from a FIX-class value: lead byte b, its v payload bytes at p. */
+static void decode_fix(msgpack_object *o, uint8_t b, const uint8_t *p,
+                       unsigned v) {
+  int64_t i;
+  if (b <= 0x7f || (b >= 0xcc && b <= 0xcf)) {
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = b <= 0x7f ? b : v == 8 ? load_be64(p) : load_be(p, v);
+    return;
+  }
+  if (b >= 0xe0 || (b >= 0xd0 && b <= 0xd3)) {
+    i = b >= 0xe0 ? (int8_t)b
+        : v == 1  ? (int8_t)p[0]
+        : v == 2  ? (int16_t)load_be(p, 2)
+        : v == 4  ? (int32_t)load_be(p, 4)
+                  : (int64_t)load_be64(p);
+    o->type = i < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
+                    : MSGPACK_OBJECT_POSITIVE_INTEGER;
+    if (i < 0)
+      o->via.i64 = i;
+    else
+      o->via.u64 = (uint64_t)i;
+    return;
+  }
+  if (b >= 0xa0 && b <= 0xbf) {
+    o->type = MSGPACK_OBJECT_STR;
+    o->via.str.size = v;
+    o->via.str.ptr = (const char *)p;
+  } else if (b >= 0xd4) { /* fixext 1..16: type byte, then v - 1 bytes */
+    o->type = MSGPACK_OBJECT_EXT;
+    o->via.ext.type = (int8_t)p[0];
+    o->via.ext.size = v - 1;
+    o->via.ext.ptr = (const char *)p + 1;
+  } else if (b == 0xca) {
+    uint32_t bits = load_be(p, 4);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    o->type = MSGPACK_OBJECT_FLOAT32;
+    o->via.f64 = f;
+  } else if (b == 0xcb) {
+    uint64_t bits = load_be64(p);
+    o->type = MSGPACK_OBJECT_FLOAT64;
+    memcpy(&o->via.f64, &bits, sizeof bits);
+  } else {
+    o->type = b == 0xc0 ? MSGPACK_OBJECT_NIL : MSGPACK_OBJECT_BOOLEAN;
+    o->via.boolean = b == 0xc3;
+  }
+}
+
+/* Fills o from a STR- or EXT-class value (lead byte b, length at *pp) and
+ * advances *pp past it. */
+static void decode_raw(msgpack_object *o, uint8_t b, const uint8_t **pp,
+                       unsigned w) {
+  const uint8_t *p = *pp;
+  uint32_t n = load_be(p, w);
+  p += w;
+  if (b >= 0xc7 && b <= 0xc9) {
+    o->type = MSGPACK_OBJECT_EXT;
+    o->via.ext.type = (int8_t)*p++;
+    o->via.ext.size = n;
+    o->via.ext.ptr = (const char *)p;
+  } else if (b >= 0xd9) {
+    o->type = MSGPACK_OBJECT_STR;
+    o->via.str.size = n;
+    o->via.str.ptr = (const char *)p;
+  } else {
+    o->type = MSGPACK_OBJECT_BIN;
+    o->via.bin.size = n;
+    o->via.bin.ptr = (const char *)p;
+  }
+  *pp = p + n;
+}
+
+/* Fills o from a container header (lead byte b, count bytes at *pp) and
+ * returns its element count (pairs count twice), advancing *pp. */
+static uint32_t decode_head(msgpack_object *o, uint8_t b, const uint8_t **pp,
+                            unsigned c) {
+  unsigned v = c & 31;
+  uint32_t n = v;
+  int map = (c >> 5) == K_MAP || (b & 0xf0) == 0x80;
+  if ((c >> 5) != K_FARR) {
+    n = load_be(*pp, v) << map;
+    *pp += v;
+  }
+  if (map) {
+    o->type = MSGPACK_OBJECT_MAP;
+    o->via.map.size = n / 2;
+    o->via.map.ptr = NULL;
+  } else {
+    o->type = MSGPACK_OBJECT_ARRAY;
+    o->via.array.size = n;
+    o->via.array.ptr = NULL;
+  }
+  return n;
+}
+
+/* Where the decoder resumes in an open container. */
+typedef struct frame {
+  msgpack_object *cur, *end;
+} frame_t;
+
+#define DECODE_LOCAL_DEPTH 16
+
+/* Decodes one value from validated bytes at p into *root, taking element
+ * objects from pool (exactly as many as the scan counted). */
+static int fill(const uint8_t *p, msgpack_object *root, msgpack_object *pool) {
+  frame_t local[DECODE_LOCAL_DEPTH], *fr = local;
+  size_t depth = 0;
+  msgpack_object *o = root;
+
+  for (;;) {
+    uint8_t b = *p++;
+    unsigned c = byte_class[b];
+    if (c < 32) {
+      decode_fix(o, b, p, c);
+      p += c;
+    } else if ((c >> 5) == K_STR || (c >> 5) == K_EXT) {
+      decode_raw(o, b, &p, c & 31);
+    } else {
+      uint32_t n = decode_head(o, b, &p, c);
+      if (n > 0) {
+        if (depth == DECODE_LOCAL_DEPTH && fr == local) {
+          if ((fr = malloc(TR_CODEC_DEPTH_MAX * sizeof *fr)) == NULL)
+            return TR_ENOMEM;
+          memcpy(fr, local, sizeof local);
+        }
+        if (o->type == MSGPACK_OBJECT_MAP)
+          o->via.map.ptr = (msgpack_object_kv *)pool;
+        else
+          o->via.array.ptr = pool;
+        fr[depth++] = (frame_t){pool, pool + n};
+        o = pool;
+        pool += n;
+        continue;
+      }
+    }
+    while (depth > 0 && ++fr[depth - 1].cur == fr[depth - 1].end) depth--;
+    if (depth == 0) break;
+    o = fr[depth - 1].cur;
+  }
+  if (fr != local) free(fr);
+  return 0;
+}
+
+int tr__codec_decode(const void *data, size_t len, msgpack_zone **zone,
+                     msgpack_object *obj) {
+  uint64_t children = 0;
+  size_t bytes;
+  msgpack_object *pool;
+  int rc;
+
+  if (zone == NULL || obj == NULL) return TR_EINVAL;
+  *zone = NULL;
+  if ((rc = check_args(data, len)) != 0) return rc;
+  if ((rc = scan(data, (const uint8_t *)data + len, &children)) != 0)
+    return rc;
+  if (children == 0) return fill(data, obj, NULL);
+  /* children <= len <= TR_MSG_MAX, so this cannot overflow. One chunk sized
+   * for exactly the element objects (plus alignment slack): the whole decode
+   * is two mallocs and wastes nothing, where the default 8 KiB chunk would
+   * waste most of 8 KiB per held message. */
+  bytes = (size_t)children * sizeof(msgpack_object);
+  if ((*zone = msgpack_zone_new(bytes + MSGPACK_ZONE_ALIGN)) == NULL)
+    return TR_ENOMEM;
+  pool = msgpack_zone_malloc(*zone, bytes);
+  if (pool == NULL || (rc = fill(data, obj, pool)) != 0) {
+    msgpack_zone_free(*zone);
+    *zone = NULL;
+    return pool == NULL ? TR_ENOMEM : rc;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pids                                                                     */
+/* ------------------------------------------------------------------------ */
+
+TR_EXTERN int tr_pack_pid(msgpack_packer *pk, tr_pid_t pid) {
+  uint8_t be[8];
+  if (pk == NULL) return TR_EINVAL;
+  store_be64(be, pid);
+  if (msgpack_pack_ext(pk, sizeof be, TR_EXT_PID) != 0 ||
+      msgpack_pack_ext_body(pk, be, sizeof be) != 0)
+    return TR_ENOMEM;
+  return 0;
+}
+
+TR_EXTERN int tr_obj_pid(const msgpack_object *obj, tr_pid_t *pid) {
+  if (obj == NULL || pid == NULL || obj->type != MSGPACK_OBJECT_EXT ||
+      obj->via.ext.type != TR_EXT_PID || obj->via.ext.size != 8)
+    return TR_EINVAL;
+  *pid = load_be64((const uint8_t *)obj->via.ext.ptr);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tagged packing                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Bytes of the header msgpack-c writes for a str, bin or array of n. */
+static size_t str_head(size_t n) {
+  return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+static size_t bin_head(size_t n) { return n < 256 ? 2 : n < 65536 ? 3 : 5; }
+static size_t arr_head(size_t n) { return n < 16 ? 1 : n < 65536 ? 3 : 5; }
+
+/* Bounds on the packed size: lo counts every integer as 1 byte, hi as 9. */
+typedef struct size_bounds {
+  size_t lo, hi;
+} size_bounds_t;
+
+/* Checks a (pointer, length) argument of S or B: a NULL pointer packs nil
+ * and needs length 0; the length must fit a message. */
+static int check_raw(const void *ptr, size_t n) {
+  if (ptr == NULL) return n == 0 ? 0 : TR_EINVAL;
+  return n > TR_MSG_MAX ? TR_EMSGSIZE : 0;
+}
+
+/* Consumes the arguments of fmt letter f from *ap and adds their packed
+ * size to *sz. */
+static int size_arg(char f, va_list *ap, size_bounds_t *sz) {
+  size_t lo = 1, hi = 1, n;
+  const void *ptr;
+  int rc;
+  switch (f) {
+  case 'i': (void)va_arg(*ap, int64_t); hi = 9; break;
+  case 'u': (void)va_arg(*ap, uint64_t); hi = 9; break;
+  case 'd': (void)va_arg(*ap, double); lo = hi = 9; break;
+  case 'b': (void)va_arg(*ap, int); break;
+  case 'p': (void)va_arg(*ap, tr_pid_t); lo = hi = 10; break;
+  case 'n': break;
+  case 's':
+    if ((ptr = va_arg(*ap, const char *)) == NULL) break;
+    n = strlen(ptr);
+    if ((rc = check_raw(ptr, n)) != 0) return rc;
+    lo = hi = str_head(n) + n;
+    break;
+  case 'S':
+  case 'B':
+    ptr = va_arg(*ap, const void *);
+    n = va_arg(*ap, size_t);
+    if ((rc = check_raw(ptr, n)) != 0) return rc;
+    if (ptr != NULL) lo = hi = (f == 'S' ? str_head(n) : bin_head(n)) + n;
+    break;
+  default:
+    return TR_EINVAL;
+  }
+  sz->lo += lo;
+  sz->hi += hi;
+  return sz->lo > TR_MSG_MAX ? TR_EMSGSIZE : 0;
+}
+
+/* Validates fmt against its arguments and bounds the packed size of the
+ * whole tagged array. */
+static int size_tagged(const char *tag, const char *fmt, va_list *ap,
+                       size_bounds_t *sz) {
+  size_t tn = strlen(tag), nargs = strlen(fmt);
+  int rc;
+  if (tn > TR_MSG_MAX) return TR_EMSGSIZE;
+  sz->lo = sz->hi = arr_head(nargs + 1) + str_head(tn) + tn;
+  for (; *fmt != '\0'; fmt++)
+    if ((rc = size_arg(*fmt, ap, sz)) != 0) return rc;
+  return 0;
+}
+
+/* Packs the arguments of fmt letter f from *ap (already checked). */
+static int pack_arg(msgpack_packer *pk, char f, va_list *ap) {
+  const void *ptr;
+  size_t n;
+  switch (f) {
+  case 'i': return msgpack_pack_int64(pk, va_arg(*ap, int64_t));
+  case 'u': return msgpack_pack_uint64(pk, va_arg(*ap, uint64_t));
+  case 'd': return msgpack_pack_double(pk, va_arg(*ap, double));
+  case 'b':
+    return va_arg(*ap, int) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+  case 'p': return tr_pack_pid(pk, va_arg(*ap, tr_pid_t));
+  case 's':
+    if ((ptr = va_arg(*ap, const char *)) == NULL) break;
+    return msgpack_pack_str_with_body(pk, ptr, strlen(ptr));
+  case 'S':
+  case 'B':
+    ptr = va_arg(*ap, const void *);
+    n = va_arg(*ap, size_t);
+    if (ptr == NULL) break;
+    return f == 'S' ? msgpack_pack_str_with_body(pk, ptr, n)
+                    : msgpack_pack_bin_with_body(pk, ptr, n);
+  default: /* 'n' */
+    break;
+  }
+  return msgpack_pack_nil(pk);
+}
+
+/* Grows sb so that `need` more bytes fit without another realloc. */
+static int sbuf_reserve(msgpack_sbuffer *sb, size_t need) {
+  char *p;
+  if (sb->alloc - sb->size >= need) return 0;
+  if ((p = realloc(sb->data, sb->size + need)) == NULL) return TR_ENOMEM;
+  sb->data = p;
+  sb->alloc = sb->size + need;
+  return 0;
+}
+
+/* Packs the tagged array into sb, whose room is already reserved. */
+static int pack_tagged(msgpack_sbuffer *sb, const char *tag, const char *fmt,
+                       va_list *ap) {
+  msgpack_packer pk;
+  size_t tn = strlen(tag);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  if (msgpack_pack_array(&pk, strlen(fmt) + 1) != 0 ||
+      msgpack_pack_str_with_body(&pk, tag, tn) != 0)
+    return TR_ENOMEM;
+  for (; *fmt != '\0'; fmt++)
+    if (pack_arg(&pk, *fmt, ap) != 0) return TR_ENOMEM;
+  return 0;
+}
+
+int tr__pack_tagged_sbuf(msgpack_sbuffer *sb, const char *tag, const char *fmt,
+                         va_list ap) {
+  size_t start;
+  size_bounds_t sz;
+  va_list aq;
+  int rc;
+
+  if (sb == NULL || tag == NULL) return TR_EINVAL;
+  if (fmt == NULL) fmt = "";
+  start = sb->size;
+  va_copy(aq, ap); /* pass 1: check and size */
+  rc = size_tagged(tag, fmt, &aq, &sz);
+  va_end(aq);
+  if (rc == 0) rc = sbuf_reserve(sb, sz.hi);
+  if (rc != 0) return rc;
+  va_copy(aq, ap); /* pass 2: pack */
+  rc = pack_tagged(sb, tag, fmt, &aq);
+  va_end(aq);
+  if (rc == 0 && sb->size - start > TR_MSG_MAX) rc = TR_EMSGSIZE;
+  if (rc != 0) sb->size = start;
+  return rc;
+}
+
+TR_EXTERN int tr_pack_tagged_v(void **data, size_t *len, const char *tag,
+                               const char *fmt, va_list ap) {
+  msgpack_sbuffer sb;
+  int rc;
+
+  if (data != NULL) *data = NULL;
+  if (len != NULL) *len = 0;
+  if (data == NULL || len == NULL) return TR_EINVAL;
+  msgpack_sbuffer_init(&sb);
+  if ((rc = tr__pack_tagged_sbuf(&sb, tag, fmt, ap)) != 0) {
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+  }
+  *data = sb.data;
+  *len = sb.size;
+  return 0;
+}
+
+TR_EXTERN int tr_pack_tagged(void **data, size_t *len, const char *tag,
+                             const char *fmt, ...) {
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  rc = tr_pack_tagged_v(data, len, tag, fmt, ap);
+  va_end(ap);
+  return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * codec — msgpack helpers of the mailbox layer: validation of message bodies
+ * (tr_msgpack_validate, public), tagged packing (tr_pack_tagged*, public),
+ * pid ext (tr_pack_pid / tr_obj_pid, public) and the internal tag test and
+ * decoder below. Nothing here touches the runtime: every function is pure
+ * and thread-safe.
+ */
+#ifndef TR_CODEC_H
+#define TR_CODEC_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <msgpack.h>
+
+#include "troupe.h"
+
+/* Deepest container nesting a valid body may have: N nested arrays or maps
+ * (counting empty ones) are accepted iff N <= TR_CODEC_DEPTH_MAX. Bounds the
+ * stack of any recursive walker of a decoded body (msgpack_pack_object,
+ * msgpack_object_print, user code). Deeper input is TR_EBADMSG. */
+#define TR_CODEC_DEPTH_MAX 1024
+
+/* Appends the array ["tag", args...] described by fmt (letters as for
+ * tr_send_tagged; fmt NULL means no arguments) to sb. s, S and B with a NULL
+ * pointer pack nil (S and B then need length 0, else TR_EINVAL). ap is read
+ * through a va_copy, so the caller's ap is left untouched.
+ * Cost: one pass over the arguments to size the result, at most one realloc
+ * of sb (reserving the worst case up front), then the packing itself.
+ * Errors: TR_EINVAL (sb or tag NULL, unknown letter, NULL with length),
+ * TR_EMSGSIZE (the value would exceed TR_MSG_MAX), TR_ENOMEM. On error
+ * sb->size is what it was on entry (sb may have grown its allocation). */
+int tr__pack_tagged_sbuf(msgpack_sbuffer *sb, const char *tag, const char *fmt,
+                         va_list ap);
+
+/* Nonzero iff the msgpack bytes are an array of at least one element whose
+ * first element is a str of exactly tag_len bytes equal to tag. Reads only
+ * the array and str headers and the tag bytes, never past len, and does not
+ * decode; safe on any bytes (meant for validated ones). Cost: O(tag_len). */
+int tr__codec_is_tag(const void *data, size_t len, const char *tag,
+                     size_t tag_len);
+
+/* Decodes the single msgpack value in data into *obj (checking it as
+ * tr_msgpack_validate does; errors as there). *zone is set to NULL first.
+ * Scalars, str, bin, ext and empty containers need no memory: *zone stays
+ * NULL. Non-empty arrays and maps get their element objects from a new zone
+ * in *zone, sized exactly for them, which the caller frees with
+ * msgpack_zone_free(*zone) (NULL accepted).
+ * Ownership: str, bin and ext objects point INTO data (nothing is copied),
+ * so data must outlive every use of *obj.
+ * Objects match msgpack_unpack's (non-negative signed ints are POSITIVE,
+ * float32 is FLOAT32 with the value in via.f64), except that an empty
+ * container has ptr NULL, and nesting up to TR_CODEC_DEPTH_MAX works where
+ * msgpack_unpack stops at 32 levels.
+ * Cost: two linear passes over data; for containers two mallocs (zone and
+ * its one chunk) and, only for nesting deeper than 16, one temporary one.
+ * Errors: TR_EINVAL, TR_EBADMSG, TR_EMSGSIZE, TR_ENOMEM; *zone is NULL and
+ * *obj unspecified then. */
+int tr__codec_decode(const void *data, size_t len, msgpack_zone **zone,
+                     msgpack_object *obj);
+
+#endif /* TR_CODEC_H */

@@ -1,0 +1,386 @@
+/*
+ * Mailboxes: each actor has a FIFO of copied msgpack messages. Senders
+ * append; the owner receives, either the oldest message or the first one a
+ * predicate accepts (selective receive), leaving the rest in arrival order.
+ *
+ * A received message belongs to the receiver until tr_msg_free; messages
+ * still held when the actor exits are freed with it.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* One allocation: header, body and (EXIT/DOWN) the reason. NULL when out
+ * of memory. */
+tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
+                      int with_reason) {
+  size_t body = (len + 15) & ~(size_t)15;
+  size_t total = sizeof(tr_msg_t) + body + (with_reason ? sizeof(tr_reason_t) : 0);
+  tr_msg_t *m = malloc(total);
+  if (m == NULL) return NULL;
+  m->next = m->prev = NULL;
+  m->holder = NULL;
+  m->from = TR_PID_NONE;
+  m->ref = 0;
+  m->reason = with_reason ? (tr_reason_t *)(void *)(m->data + body) : NULL;
+  m->zone = NULL;
+  m->kind = (uint8_t)kind;
+  m->decoded = 0;
+  m->len = len;
+  if (len) memcpy(m->data, data, len);
+  return m;
+}
+
+void tr__msg_destroy(tr_msg_t *m) {
+  if (m->zone) msgpack_zone_free(m->zone);
+  free(m);
+}
+
+/* ---- delivery ----------------------------------------------------------- */
+
+void tr__deliver(tr__actor_t *a, tr_msg_t *m) {
+  if (a->state == TR__ST_DEAD ||
+      (m->kind == TR_MSG_REPLY && m->ref != a->call_ref)) {
+    tr__msg_destroy(m); /* dead receiver, or a reply nobody awaits */
+    return;
+  }
+  m->next = NULL;
+  if (a->mq_tail) a->mq_tail->next = m;
+  else a->mq_head = m;
+  a->mq_tail = m;
+  a->mq_len++;
+  if (a->state == TR__ST_WAITING) tr__sched_wake(a->s, a);
+}
+
+void tr__mailbox_clear(tr__actor_t *a) {
+  tr_msg_t *m, *n;
+  for (m = a->mq_head; m != NULL; m = n) {
+    n = m->next;
+    tr__msg_destroy(m);
+  }
+  a->mq_head = a->mq_tail = NULL;
+  a->mq_len = 0;
+  for (m = a->held; m != NULL; m = n) {
+    n = m->next;
+    tr__msg_destroy(m);
+  }
+  a->held = NULL;
+}
+
+static void deliver_system(tr__actor_t *to, tr_msg_kind_t kind, tr_ref_t ref,
+                           tr_pid_t from, const tr_reason_t *r) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  const char *tag = kind == TR_MSG_EXIT ? "EXIT" : "DOWN";
+  const char *why = tr_reason_name(r->kind);
+  tr_msg_t *m;
+  if (to == NULL || to->state == TR__ST_DEAD) return;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, kind == TR_MSG_EXIT ? 3 : 4);
+  msgpack_pack_str_with_body(&pk, tag, 4);
+  if (kind == TR_MSG_DOWN) msgpack_pack_uint64(&pk, ref);
+  tr_pack_pid(&pk, from);
+  msgpack_pack_str_with_body(&pk, why, strlen(why));
+  m = sb.data ? tr__msg_new(kind, sb.data, sb.size, 1) : NULL;
+  msgpack_sbuffer_destroy(&sb);
+  if (m == NULL) {
+    /* Out of memory: a lost EXIT/DOWN would break supervision, so the
+     * runtime cannot go on silently. */
+    tr__log(to->s, TR_LOG_ERROR, "troupe: out of memory delivering %s", tag);
+    abort();
+  }
+  m->from = from;
+  m->ref = ref;
+  *m->reason = *r;
+  tr__deliver(to, m);
+}
+
+void tr__deliver_exit(tr__actor_t *to, tr_pid_t from, const tr_reason_t *r) {
+  deliver_system(to, TR_MSG_EXIT, 0, from, r);
+}
+
+void tr__deliver_down(tr__actor_t *to, tr_ref_t ref, tr_pid_t from,
+                      const tr_reason_t *r) {
+  deliver_system(to, TR_MSG_DOWN, ref, from, r);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* Sends validated bytes from sender `from` on scheduler s. */
+static int send_bytes(tr__sched_t *s, tr_pid_t from, tr_pid_t to,
+                      const void *data, size_t len) {
+  tr__actor_t *a;
+  tr_msg_t *m;
+  int err = tr_msgpack_validate(data, len);
+  if (err != 0) return err;
+  a = tr__lookup(s, to);
+  if (a == NULL) return 0; /* dead or stale pid: a silent no-op */
+  m = tr__msg_new(TR_MSG_USER, data, len, 0);
+  if (m == NULL) return TR_ENOMEM;
+  m->from = from;
+  tr__deliver(a, m);
+  return 0;
+}
+
+int tr_send(tr_pid_t to, const void *data, size_t len) {
+  TR__ACTOR_OR_RETURN(a);
+  return send_bytes(a->s, a->pid, to, data, len);
+}
+
+int tr_runtime_send(tr_runtime_t *rt, tr_pid_t to, const void *data,
+                    size_t len) {
+  tr__sched_t *cur = tr__tls_sched;
+  tr__actor_t *self = tr__current();
+  if (rt == NULL) return TR_EINVAL;
+  if (cur != NULL && cur != &rt->sched) return TR_EWRONGTHREAD;
+  return send_bytes(&rt->sched, self ? self->pid : TR_PID_NONE, to, data, len);
+}
+
+int tr_send_obj(tr_pid_t to, const msgpack_object *obj) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  int err;
+  if (obj == NULL) return TR_EINVAL;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  if (msgpack_pack_object(&pk, *obj) != 0 || sb.data == NULL) err = TR_ENOMEM;
+  else err = tr_send(to, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  return err;
+}
+
+int tr_send_tagged_v(tr_pid_t to, const char *tag, const char *fmt,
+                     va_list ap) {
+  msgpack_sbuffer sb;
+  int err;
+  if (tr__current() == NULL) return tr_send(to, NULL, 0); /* the error */
+  msgpack_sbuffer_init(&sb);
+  err = tr__pack_tagged_sbuf(&sb, tag, fmt, ap);
+  if (err == 0) err = tr_send(to, sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  return err;
+}
+
+int tr_send_tagged(tr_pid_t to, const char *tag, const char *fmt, ...) {
+  va_list ap;
+  int err;
+  va_start(ap, fmt);
+  err = tr_send_tagged_v(to, tag, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+int tr_send_named(const char *name, const void *data, size_t len) {
+  tr_pid_t pid;
+  int err;
+  if (tr__current() == NULL) return tr_send(TR_PID_NONE, data, len);
+  if ((err = tr_whereis(name, &pid)) != 0) return err;
+  return tr_send(pid, data, len);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static void hold(tr__actor_t *a, tr_msg_t *m) {
+  m->holder = a;
+  m->prev = NULL;
+  m->next = a->held;
+  if (a->held) a->held->prev = m;
+  a->held = m;
+}
+
+/* Unlinks m (whose predecessor is prev) from a's queue. */
+static void unqueue(tr__actor_t *a, tr_msg_t *prev, tr_msg_t *m) {
+  if (prev) prev->next = m->next;
+  else a->mq_head = m->next;
+  if (a->mq_tail == m) a->mq_tail = prev;
+  a->mq_len--;
+}
+
+typedef int (*match_impl)(const tr_msg_t *m, void *arg);
+
+static int match_any(const tr_msg_t *m, void *arg) {
+  (void)arg;
+  return m->kind != TR_MSG_REPLY;
+}
+
+/* Waits for a message (or the deadline). Returns 0 when woken by anything,
+ * TR_ETIMEDOUT when the deadline passed. */
+static int wait_msg(tr__actor_t *a, int timeout_ms, int *armed) {
+  tr__sched_t *s = a->s;
+  if (timeout_ms == 0 || a->timed_out) return TR_ETIMEDOUT;
+  if (timeout_ms > 0 && !*armed) {
+    a->timed_out = 0;
+    tr__timer_arm(s, &a->wait_timer, tr__now_ms() + (uint64_t)timeout_ms);
+    *armed = 1;
+  }
+  a->state = TR__ST_WAITING;
+  tr__sched_block(s, a);
+  tr__check_pending_exit(a);
+  return 0;
+}
+
+/* The receive loop shared by every variant: scans new arrivals only, so a
+ * selective receive over n queued messages costs O(n) in total. The user
+ * predicate runs outside the "runtime code" region, so a fault in it is the
+ * actor's own. */
+static int recv_impl(tr__actor_t *a, tr_msg_t **out, match_impl match,
+                     void *arg, int user_pred, int timeout_ms) {
+  tr_msg_t *prev = NULL, *m = a->mq_head;
+  int armed = 0, err = 0, ok;
+  if (out == NULL || timeout_ms < -1) return TR_EINVAL;
+  a->timed_out = 0;
+  for (;;) {
+    for (; m != NULL; prev = m, m = m->next) {
+      if (user_pred) a->in_runtime--;
+      ok = match(m, arg);
+      if (user_pred) a->in_runtime++;
+      if (ok) goto found;
+    }
+    if ((err = wait_msg(a, timeout_ms, &armed)) != 0) break;
+    m = prev ? prev->next : a->mq_head;
+  }
+  if (armed) tr__timer_disarm(a->s, &a->wait_timer);
+  *out = NULL;
+  return err;
+found:
+  if (armed) tr__timer_disarm(a->s, &a->wait_timer);
+  unqueue(a, prev, m);
+  hold(a, m);
+  *out = m;
+  return 0;
+}
+
+int tr_recv(tr_msg_t **msg, int timeout_ms) {
+  TR__ACTOR_OR_RETURN(a);
+  tr_msg_t *m = a->mq_head;
+  /* Fast path: the oldest message is deliverable. */
+  if (msg != NULL && m != NULL && m->kind != TR_MSG_REPLY) {
+    unqueue(a, NULL, m);
+    hold(a, m);
+    *msg = m;
+    return 0;
+  }
+  return recv_impl(a, msg, match_any, NULL, 0, timeout_ms);
+}
+
+typedef struct {
+  const char *tag;
+  size_t len;
+} tag_arg_t;
+
+static int match_tag(const tr_msg_t *m, void *arg) {
+  const tag_arg_t *t = arg;
+  return m->kind != TR_MSG_REPLY &&
+         tr__codec_is_tag(m->data, m->len, t->tag, t->len);
+}
+
+int tr_recv_tag(tr_msg_t **msg, const char *tag, int timeout_ms) {
+  TR__ACTOR_OR_RETURN(a);
+  tag_arg_t t;
+  if (tag == NULL) return TR_EINVAL;
+  t.tag = tag;
+  t.len = strlen(tag);
+  return recv_impl(a, msg, match_tag, &t, 0, timeout_ms);
+}
+
+typedef struct {
+  tr_match_fn fn;
+  void *arg;
+} user_arg_t;
+
+static int match_user(const tr_msg_t *m, void *arg) {
+  const user_arg_t *u = arg;
+  return m->kind != TR_MSG_REPLY && u->fn(m, u->arg);
+}
+
+int tr_recv_match(tr_msg_t **msg, tr_match_fn match, void *arg,
+                  int timeout_ms) {
+  TR__ACTOR_OR_RETURN(a);
+  user_arg_t u;
+  if (match == NULL) return TR_EINVAL;
+  u.fn = match;
+  u.arg = arg;
+  return recv_impl(a, msg, match_user, &u, 1, timeout_ms);
+}
+
+/* Internal selective receive with a runtime predicate (tr_call). */
+int tr__recv_internal(tr__actor_t *a, tr_msg_t **msg, tr_match_fn match,
+                      void *arg, int timeout_ms) {
+  return recv_impl(a, msg, match, arg, 0, timeout_ms);
+}
+
+/* Frees every queued message that match accepts (demonitor flush). */
+void tr__mailbox_drop_match(tr__actor_t *a, tr_match_fn match, void *arg) {
+  tr_msg_t *prev = NULL, *m = a->mq_head, *next;
+  for (; m != NULL; m = next) {
+    next = m->next;
+    if (match(m, arg)) {
+      unqueue(a, prev, m);
+      tr__msg_destroy(m);
+    } else {
+      prev = m;
+    }
+  }
+}
+
+size_t tr_mailbox_len(void) {
+  tr__actor_t *a = tr__current();
+  return a != NULL ? a->mq_len : 0;
+}
+
+/* ---- message accessors -------------------------------------------------- */
+
+void tr_msg_free(tr_msg_t *m) {
+  tr__actor_t *a;
+  if (m == NULL) return;
+  a = m->holder;
+  if (a != NULL) {
+    if (m->prev) m->prev->next = m->next;
+    else a->held = m->next;
+    if (m->next) m->next->prev = m->prev;
+  }
+  tr__msg_destroy(m);
+}
+
+tr_msg_kind_t tr_msg_kind(const tr_msg_t *m) {
+  return m ? (tr_msg_kind_t)m->kind : TR_MSG_USER;
+}
+
+tr_pid_t tr_msg_from(const tr_msg_t *m) { return m ? m->from : TR_PID_NONE; }
+
+tr_ref_t tr_msg_ref(const tr_msg_t *m) { return m ? m->ref : 0; }
+
+const void *tr_msg_data(const tr_msg_t *m, size_t *len) {
+  if (m == NULL) {
+    if (len) *len = 0;
+    return NULL;
+  }
+  if (len) *len = m->len;
+  return m->data;
+}
+
+const msgpack_object *tr_msg_obj(tr_msg_t *m) {
+  if (m == NULL) return NULL;
+  if (!m->decoded) {
+    if (tr__codec_decode(m->data, m->len, &m->zone, &m->obj) != 0) return NULL;
+    m->decoded = 1;
+  }
+  return &m->obj;
+}
+
+int tr_msg_reason(const tr_msg_t *m, tr_reason_t *reason) {
+  if (m == NULL || reason == NULL || m->reason == NULL) return TR_EINVAL;
+  *reason = *m->reason;
+  return 0;
+}
+
+int tr_msg_is_tag(const tr_msg_t *m, const char *tag) {
+  if (m == NULL || tag == NULL) return 0;
+  return tr__codec_is_tag(m->data, m->len, tag, strlen(tag));
+}

@@ -1,0 +1,310 @@
+/*
+ * The scheduler: one per thread, on a uv_loop_t. It owns a run queue of
+ * actors and switches between them. An actor runs until it blocks or yields;
+ * a blocking actor switches straight to the next runnable one, and only
+ * switches back to the scheduler's own stack ("main") when nothing else can
+ * run, when a dead actor must be reaped, or when the loop is due for a turn.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef TR_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+#ifdef TR_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+TR__TLS tr__sched_t *tr__tls_sched;
+
+/* Switches the loop gets between polls when actors keep each other busy. */
+#define TR__SWITCH_BUDGET 4096
+
+/* ---- handle tables ------------------------------------------------------ */
+
+static int slots_grow(tr__slots_t *t) {
+  uint32_t ncap = t->cap ? t->cap * 2 : 256;
+  void **p;
+  uint32_t *g, *f;
+  if (t->cap >= (1u << TR__IDX_BITS)) return TR_ENOMEM;
+  if (ncap > (1u << TR__IDX_BITS)) ncap = 1u << TR__IDX_BITS;
+  p = realloc(t->ptr, ncap * sizeof(*p));
+  if (p == NULL) return TR_ENOMEM;
+  t->ptr = p;
+  g = realloc(t->gen, ncap * sizeof(*g));
+  if (g == NULL) return TR_ENOMEM;
+  t->gen = g;
+  f = realloc(t->free, ncap * sizeof(*f));
+  if (f == NULL) return TR_ENOMEM;
+  t->free = f;
+  /* Push new indices so that the lowest is handed out first. */
+  for (uint32_t i = ncap; i > t->cap; i--) {
+    t->ptr[i - 1] = NULL;
+    t->gen[i - 1] = 0;
+    t->free[t->nfree++] = i - 1;
+  }
+  t->cap = ncap;
+  return 0;
+}
+
+/* O(1) amortised. Index 0 is never used so that no handle is 0. */
+int tr__slots_alloc(tr__slots_t *t, void *obj, uint32_t *idx, uint32_t *gen) {
+  uint32_t i;
+  int err;
+  if (t->nfree == 0 && (err = slots_grow(t)) != 0) return err;
+  i = t->free[--t->nfree];
+  if (i == 0) {
+    if (t->nfree == 0 && (err = slots_grow(t)) != 0) return err;
+    i = t->free[--t->nfree];
+  }
+  if (++t->gen[i] == 0 || t->gen[i] > 0x7fffffffu) t->gen[i] = 1;
+  t->ptr[i] = obj;
+  *idx = i;
+  *gen = t->gen[i];
+  return 0;
+}
+
+void tr__slots_release(tr__slots_t *t, uint32_t idx) {
+  t->ptr[idx] = NULL;
+  t->free[t->nfree++] = idx;
+}
+
+void tr__slots_destroy(tr__slots_t *t) {
+  free(t->ptr);
+  free(t->gen);
+  free(t->free);
+  memset(t, 0, sizeof(*t));
+}
+
+tr_ref_t tr__make_ref(tr__sched_t *s) {
+  return TR__REF_COUNTER_BIT | ((uint64_t)s->id << 48) | ++s->next_ref;
+}
+
+/* ---- run queue ---------------------------------------------------------- */
+
+static inline void rq_push(tr__sched_t *s, tr__actor_t *a) {
+  a->rq_next = NULL;
+  a->rq_prev = s->rq_tail;
+  if (s->rq_tail) s->rq_tail->rq_next = a;
+  else s->rq_head = a;
+  s->rq_tail = a;
+}
+
+static inline tr__actor_t *rq_pop(tr__sched_t *s) {
+  tr__actor_t *a = s->rq_head;
+  if (a == NULL) return NULL;
+  s->rq_head = a->rq_next;
+  if (s->rq_head) s->rq_head->rq_prev = NULL;
+  else s->rq_tail = NULL;
+  return a;
+}
+
+void tr__rq_remove(tr__sched_t *s, tr__actor_t *a) {
+  if (a->rq_prev) a->rq_prev->rq_next = a->rq_next;
+  else s->rq_head = a->rq_next;
+  if (a->rq_next) a->rq_next->rq_prev = a->rq_prev;
+  else s->rq_tail = a->rq_prev;
+  a->rq_next = a->rq_prev = NULL;
+}
+
+static void idle_cb(uv_idle_t *h);
+
+void tr__sched_wake(tr__sched_t *s, tr__actor_t *a) {
+  if (a->state != TR__ST_WAITING) return;
+  a->state = TR__ST_RUNNABLE;
+  rq_push(s, a);
+  if (s->rt->attached && !s->idle_active && !s->in_drain) {
+    uv_idle_start(&s->idle, idle_cb);
+    s->idle_active = 1;
+  }
+}
+
+/* ---- switching with sanitizer annotations ------------------------------- */
+
+/* Stack bounds of the context we switch to, for ASan. */
+#ifdef TR_ASAN
+static void target_stack(tr__sched_t *s, tr__actor_t *to, const void **bottom,
+                         size_t *size) {
+  if (to != NULL) {
+    *bottom = to->stack.lo;
+    *size = to->stack.size;
+  } else {
+    *bottom = s->main_stack_bottom;
+    *size = s->main_stack_size;
+  }
+}
+#endif
+
+/* Switches from `from` (NULL: main) to `to` (NULL: main). errno lives in a
+ * local of each side's frame, so every context keeps its own. */
+static inline void do_switch(tr__sched_t *s, tr__actor_t *from,
+                             tr__actor_t *to) {
+  int saved_errno = errno;
+  tr__ctx_t *fc = from ? &from->ctx : &s->main_ctx;
+  tr__ctx_t *tc = to ? &to->ctx : &s->main_ctx;
+#ifdef TR_ASAN
+  void *fake = NULL;
+  const void *bottom;
+  size_t size;
+  target_stack(s, to, &bottom, &size);
+  __sanitizer_start_switch_fiber(
+      (from && from->state == TR__ST_DEAD) ? NULL : &fake, bottom, size);
+#endif
+#ifdef TR_TSAN
+  __tsan_switch_to_fiber(to ? to->tsan_fiber : s->tsan_main, 0);
+#endif
+  tr__ctx_switch(fc, tc);
+#ifdef TR_ASAN
+  __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+  errno = saved_errno;
+}
+
+/* Called first thing on a new actor's stack. */
+void tr__sched_entered(tr__sched_t *s, tr__actor_t *a) {
+#ifdef TR_ASAN
+  const void *old_bottom = NULL;
+  size_t old_size = 0;
+  __sanitizer_finish_switch_fiber(NULL, &old_bottom, &old_size);
+  if (s->main_stack_bottom == NULL && old_bottom != NULL &&
+      !tr__stack_in_slot(&a->stack, (uintptr_t)old_bottom)) {
+    /* The first entry always comes from main (see tr__sched_drain). */
+    s->main_stack_bottom = old_bottom;
+    s->main_stack_size = old_size;
+  }
+#endif
+  (void)s;
+  (void)a;
+}
+
+void tr__fiber_destroy(tr__actor_t *a) {
+#ifdef TR_TSAN
+  if (a->tsan_fiber) __tsan_destroy_fiber(a->tsan_fiber);
+  a->tsan_fiber = NULL;
+#endif
+  (void)a;
+}
+
+/* ---- blocking ----------------------------------------------------------- */
+
+/* Next actor to hand the CPU to from an actor context, or NULL for main:
+ * main must run when something is waiting to be reaped, or when the loop
+ * has not had a turn for a while. */
+static inline tr__actor_t *next_from_actor(tr__sched_t *s) {
+  if (s->dying_head != NULL || ++s->switches >= TR__SWITCH_BUDGET) return NULL;
+  return rq_pop(s);
+}
+
+/* Suspends a (the current actor, state already set by the caller) until
+ * someone makes it runnable again. */
+void tr__sched_block(tr__sched_t *s, tr__actor_t *a) {
+  tr__actor_t *next = next_from_actor(s);
+  if (next == a) { /* yielded with nobody else runnable */
+    a->state = TR__ST_RUNNING;
+    return;
+  }
+  if (next != NULL) next->state = TR__ST_RUNNING;
+  s->current = next;
+  do_switch(s, a, next);
+  /* Resumed: whoever switched to us set s->current = a. */
+}
+
+/* Ends the current actor for good: main reaps it. */
+_Noreturn void tr__sched_exit_current(tr__sched_t *s, tr__actor_t *a) {
+  a->state = TR__ST_DEAD;
+  a->dying_next = NULL;
+  if (s->dying_tail) s->dying_tail->dying_next = a;
+  else s->dying_head = a;
+  s->dying_tail = a;
+  s->current = NULL;
+  do_switch(s, a, NULL);
+  abort(); /* a dead actor is never resumed */
+}
+
+/* Runs actors until none is runnable or the loop is due a turn. Must be
+ * called on the scheduler's own stack. */
+void tr__sched_drain(tr__sched_t *s) {
+  tr__actor_t *a;
+  tr__sched_t *prev = tr__tls_sched;
+  tr__tls_sched = s;
+  s->in_drain = 1;
+  s->switches = 0;
+  /* No asynchronous signal handler may run on an actor's stack. */
+  pthread_sigmask(SIG_SETMASK, &s->sigmask, NULL);
+  tr__reap(s);
+  while (s->switches < TR__SWITCH_BUDGET && (a = rq_pop(s)) != NULL) {
+    a->state = TR__ST_RUNNING;
+    s->current = a;
+    do_switch(s, NULL, a);
+    s->current = NULL;
+    tr__reap(s);
+  }
+  pthread_sigmask(SIG_SETMASK, &s->loop_mask, NULL);
+  s->in_drain = 0;
+  tr__tls_sched = prev;
+  if (s->rt->attached && s->rq_head != NULL && !s->idle_active &&
+      !s->handles_closing) {
+    uv_idle_start(&s->idle, idle_cb); /* budget ran out: continue next turn */
+    s->idle_active = 1;
+  }
+}
+
+static void idle_cb(uv_idle_t *h) {
+  tr__sched_t *s = h->data;
+  tr__sched_drain(s);
+  if (s->rq_head == NULL) {
+    uv_idle_stop(&s->idle);
+    s->idle_active = 0;
+  }
+  tr__runtime_check_stop(s);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int tr__sched_init(tr__sched_t *s, tr_runtime_t *rt, uv_loop_t *loop) {
+  int err;
+  memset(s, 0, sizeof(*s));
+  s->rt = rt;
+  s->loop = loop;
+  err = tr__stack_pool_new(&s->stacks, rt->cfg.stack_cache);
+  if (err != 0) return err;
+  uv_timer_init(loop, &s->uv_timer);
+  s->uv_timer.data = s;
+  uv_idle_init(loop, &s->idle);
+  s->idle.data = s;
+  uv_timer_init(loop, &s->stop_timer);
+  s->stop_timer.data = s;
+  s->handles_open = 3;
+#ifdef TR_TSAN
+  s->tsan_main = __tsan_get_current_fiber();
+#endif
+  return 0;
+}
+
+static void handle_closed(uv_handle_t *h) {
+  tr__sched_t *s = h->data;
+  s->handles_open--;
+}
+
+/* Closes the runtime's handles on the loop (idempotent). */
+void tr__sched_close_handles(tr__sched_t *s) {
+  if (s->handles_closing) return;
+  s->handles_closing = 1;
+  uv_close((uv_handle_t *)&s->uv_timer, handle_closed);
+  uv_close((uv_handle_t *)&s->idle, handle_closed);
+  uv_close((uv_handle_t *)&s->stop_timer, handle_closed);
+}
+
+void tr__sched_destroy(tr__sched_t *s) {
+  tr__timers_destroy(s);
+  tr__registry_destroy(s);
+  tr__slots_destroy(&s->pids);
+  tr__slots_destroy(&s->timer_refs);
+  tr__stack_pool_free(s->stacks);
+  s->stacks = NULL;
+}

@@ -1,0 +1,77 @@
+/* Shared helpers for the Check suites. */
+#ifndef TR_TESTUTIL_H
+#define TR_TESTUTIL_H
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "troupe.h"
+
+/* Asserts that an int-returning troupe call succeeded, naming the error. */
+#define TR_OK(expr)                                                          \
+  do {                                                                       \
+    int tr_ok_rc_ = (expr);                                                  \
+    ck_assert_msg(tr_ok_rc_ >= 0, "%s failed: %s (%d)", #expr,               \
+                  tr_strerror(tr_ok_rc_), tr_ok_rc_);                        \
+  } while (0)
+
+/* Runs fn(arg) as the only top-level actor of a fresh standalone runtime
+ * until every actor has exited; asserts that run returned 0. */
+static inline void tr_test_run(tr_actor_fn fn, void *arg) {
+  tr_runtime_t *rt = NULL;
+  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_spawn(rt, fn, arg, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+}
+
+/* Number of open file descriptors of this process. */
+static inline int tr_test_fd_count(void) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+  struct dirent *e;
+  if (d == NULL) return -1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n - 1; /* the DIR's own fd */
+}
+
+/* Number of lines (VMAs) in /proc/self/maps. */
+static inline int tr_test_vma_count(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  int n = 0, c;
+  if (f == NULL) return -1;
+  while ((c = fgetc(f)) != EOF)
+    if (c == '\n') n++;
+  fclose(f);
+  return n;
+}
+
+/* Resident set size in KiB (from /proc/self/statm). */
+static inline long tr_test_rss_kib(void) {
+  long pages = 0, rss = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL) return -1;
+  if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = -1;
+  fclose(f);
+  return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Standard main: runs the suite returned by make_suite, exits non-zero on
+ * any failure. */
+#define TR_TEST_MAIN(make_suite)                                             \
+  int main(void) {                                                           \
+    SRunner *sr = srunner_create(make_suite());                              \
+    int failed;                                                              \
+    srunner_run_all(sr, CK_NORMAL);                                          \
+    failed = srunner_ntests_failed(sr);                                      \
+    srunner_free(sr);                                                        \
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;                        \
+  }
+
+#endif
