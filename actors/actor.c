@@ -46,8 +46,7 @@ tr__actor_t *tr__actor_enter(int *err) {
     *err = (s != NULL && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
     return NULL;
   }
-  if (TR__UNLIKELY((uintptr_t)&probe - (uintptr_t)a->stack.lo <
-                   reserve_for(a))) {
+  if (TR__UNLIKELY((uintptr_t)&probe < a->stack_limit)) {
     tr__reason_set(&a->reason, TR_REASON_STACK_OVERFLOW);
     a->reason.addr = (uintptr_t)&probe;
     snprintf(a->reason.text, sizeof(a->reason.text),
@@ -90,6 +89,7 @@ static int actor_alloc(tr__sched_t *s, size_t stack_size, tr__actor_t **out) {
   err = tr__slots_alloc(&s->pids, a, &idx, &gen);
   if (err != 0) goto fail_slot;
   a->pid = ((uint64_t)gen << 32) | ((uint64_t)s->id << TR__IDX_BITS) | idx;
+  a->stack_limit = (uintptr_t)a->stack.lo + reserve_for(a);
   a->s = s;
   a->wait_timer.heap_idx = SIZE_MAX;
   a->wait_timer.type = TR__TIMER_WAIT;

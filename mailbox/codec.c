@@ -53,18 +53,19 @@ enum { K_FIX, K_STR, K_EXT, K_FARR, K_ARR, K_MAP, K_BAD = 7 };
    (b) <= 0xbf ? CL(K_FIX, (b) & 0x1f) :                                     \
    (b) == 0xc1 ? CL(K_BAD, 0) :                                              \
    (b) <= 0xc3 ? CL(K_FIX, 0) :                                              \
-   (b) <= 0xc6 ? CL(K_STR, 1 << SH(b, 0xc4)) :                              \
-   (b) <= 0xc9 ? CL(K_EXT, 1 << SH(b, 0xc7)) :                              \
+   (b) <= 0xc6 ? CL(K_STR, 1 << SH(b, 0xc4)) :                               \
+   (b) <= 0xc9 ? CL(K_EXT, 1 << SH(b, 0xc7)) :                               \
    (b) == 0xca ? CL(K_FIX, 4) :                                              \
    (b) == 0xcb ? CL(K_FIX, 8) :                                              \
-   (b) <= 0xcf ? CL(K_FIX, 1 << SH(b, 0xcc)) :                              \
-   (b) <= 0xd3 ? CL(K_FIX, 1 << SH(b, 0xd0)) :                              \
-   (b) <= 0xd8 ? CL(K_FIX, 1 + (1 << SH(b, 0xd4))) :                        \
-   (b) <= 0xdb ? CL(K_STR, 1 << SH(b, 0xd9)) :                              \
-   (b) <= 0xdd ? CL(K_ARR, 2 << SH(b, 0xdc)) :                              \
-   (b) <= 0xdf ? CL(K_MAP, 2 << SH(b, 0xde)) :                              \
+   (b) <= 0xcf ? CL(K_FIX, 1 << SH(b, 0xcc)) :                               \
+   (b) <= 0xd3 ? CL(K_FIX, 1 << SH(b, 0xd0)) :                               \
+   (b) <= 0xd8 ? CL(K_FIX, 1 + (1 << SH(b, 0xd4))) :                         \
+   (b) <= 0xdb ? CL(K_STR, 1 << SH(b, 0xd9)) :                               \
+   (b) <= 0xdd ? CL(K_ARR, 2 << SH(b, 0xdc)) :                               \
+   (b) <= 0xdf ? CL(K_MAP, 2 << SH(b, 0xde)) :                               \
    CL(K_FIX, 0))
-#define C4(b) CLASS_OF(b), CLASS_OF((b) + 1), CLASS_OF((b) + 2), CLASS_OF((b) + 3)
+#define C4(b) \
+  CLASS_OF(b), CLASS_OF((b) + 1), CLASS_OF((b) + 2), CLASS_OF((b) + 3)
 #define C16(b) C4(b), C4((b) + 4), C4((b) + 8), C4((b) + 12)
 #define C64(b) C16(b), C16((b) + 16), C16((b) + 32), C16((b) + 48)
 static const uint8_t byte_class[256] = {C64(0x00), C64(0x40), C64(0x80),

@@ -15,13 +15,39 @@
 
 /* ---- messages ----------------------------------------------------------- */
 
+static const size_t msg_class_size[TR__MSG_CLASSES] = {128, 256, 512};
+
+static inline unsigned msg_class(size_t total) {
+  return total <= 128 ? 0 : total <= 256 ? 1 : total <= 512 ? 2 : TR__MSG_NOCLASS;
+}
+
+/* A buffer of at least `total` bytes: recycled from this thread's
+ * scheduler when one of the right class is cached, else malloc'd. */
+static tr_msg_t *msg_alloc(size_t total) {
+  tr__sched_t *s = tr__tls_sched;
+  unsigned cls = msg_class(total);
+  tr_msg_t *m;
+  if (cls != TR__MSG_NOCLASS) {
+    if (s != NULL && (m = s->msg_free[cls]) != NULL) {
+      s->msg_free[cls] = m->next;
+      s->msg_nfree[cls]--;
+    } else {
+      m = malloc(msg_class_size[cls]);
+    }
+  } else {
+    m = malloc(total);
+  }
+  if (m != NULL) m->cls = (uint8_t)cls;
+  return m;
+}
+
 /* One allocation: header, body and (EXIT/DOWN) the reason. NULL when out
  * of memory. */
 tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
                       int with_reason) {
   size_t body = (len + 15) & ~(size_t)15;
   size_t total = sizeof(tr_msg_t) + body + (with_reason ? sizeof(tr_reason_t) : 0);
-  tr_msg_t *m = malloc(total);
+  tr_msg_t *m = msg_alloc(total);
   if (m == NULL) return NULL;
   m->next = m->prev = NULL;
   m->holder = NULL;
@@ -32,13 +58,36 @@ tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
   m->kind = (uint8_t)kind;
   m->decoded = 0;
   m->len = len;
-  if (len) memcpy(m->data, data, len);
+  if (len == 1) m->data[0] = *(const char *)data;
+  else if (len) memcpy(m->data, data, len);
   return m;
 }
 
 void tr__msg_destroy(tr_msg_t *m) {
+  tr__sched_t *s = tr__tls_sched;
+  unsigned cls = m->cls;
   if (m->zone) msgpack_zone_free(m->zone);
+  if (cls != TR__MSG_NOCLASS && s != NULL &&
+      s->msg_nfree[cls] < TR__MSG_CACHE_MAX) {
+    m->next = s->msg_free[cls];
+    s->msg_free[cls] = m;
+    s->msg_nfree[cls]++;
+    return;
+  }
   free(m);
+}
+
+/* Frees the scheduler's recycled buffers (runtime teardown). */
+void tr__msg_cache_destroy(tr__sched_t *s) {
+  for (unsigned c = 0; c < TR__MSG_CLASSES; c++) {
+    tr_msg_t *m, *n;
+    for (m = s->msg_free[c]; m != NULL; m = n) {
+      n = m->next;
+      free(m);
+    }
+    s->msg_free[c] = NULL;
+    s->msg_nfree[c] = 0;
+  }
 }
 
 /* ---- delivery ----------------------------------------------------------- */
@@ -112,12 +161,24 @@ void tr__deliver_down(tr__actor_t *to, tr_ref_t ref, tr_pid_t from,
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* tr_msgpack_validate with the one-byte values (small ints, nil, bools,
+ * empty containers) answered inline: they are the common small message. */
+static inline int validate(const void *data, size_t len) {
+  if (len == 1 && data != NULL) {
+    unsigned b = *(const unsigned char *)data;
+    if (b <= 0x80 || b >= 0xe0 || b == 0x90 || b == 0xa0 || b == 0xc0 ||
+        b == 0xc2 || b == 0xc3)
+      return 0;
+  }
+  return tr_msgpack_validate(data, len);
+}
+
 /* Sends validated bytes from sender `from` on scheduler s. */
 static int send_bytes(tr__sched_t *s, tr_pid_t from, tr_pid_t to,
                       const void *data, size_t len) {
   tr__actor_t *a;
   tr_msg_t *m;
-  int err = tr_msgpack_validate(data, len);
+  int err = validate(data, len);
   if (err != 0) return err;
   a = tr__lookup(s, to);
   if (a == NULL) return 0; /* dead or stale pid: a silent no-op */
@@ -258,9 +319,18 @@ found:
 
 int tr_recv(tr_msg_t **msg, int timeout_ms) {
   TR__ACTOR_OR_RETURN(a);
-  tr_msg_t *m = a->mq_head;
-  /* Fast path: the oldest message is deliverable. */
-  if (msg != NULL && m != NULL && m->kind != TR_MSG_REPLY) {
+  tr_msg_t *m;
+  if (msg == NULL || timeout_ms < -1) return TR_EINVAL;
+  /* Fast path: take the oldest message, or wait forever for one. */
+  for (;;) {
+    m = a->mq_head;
+    if (m == NULL && timeout_ms == -1) {
+      a->state = TR__ST_WAITING;
+      tr__sched_block(a->s, a);
+      tr__check_pending_exit(a);
+      continue;
+    }
+    if (m == NULL || m->kind == TR_MSG_REPLY) break;
     unqueue(a, NULL, m);
     hold(a, m);
     *msg = m;

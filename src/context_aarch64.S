@@ -150,10 +150,10 @@ tr__ctx_make:
 	add	x9, x1, x2
 	and	x9, x9, #~15
 	sub	x9, x9, #FRAME
-	mov	x10, #0
-1:	stp	xzr, xzr, [x9, x10]	/* zero the whole frame */
-	add	x10, x10, #16
-	cmp	x10, #FRAME
+	mov	x10, x9
+	add	x11, x9, #FRAME
+1:	stp	xzr, xzr, [x10], #16	/* zero the whole frame */
+	cmp	x10, x11
 	b.lo	1b
 	stp	x4, x3, [x9, #0]	/* x19 = arg, x20 = fn */
 	adr	x10, tr__ctx_trampoline

@@ -75,13 +75,20 @@ struct tr_msg_s {
   msgpack_object obj;
   uint8_t kind;
   uint8_t decoded;
+  uint8_t cls;             /* allocation size class, TR__MSG_NOCLASS if none */
   size_t len;
   char data[];             /* msgpack body, then tr_reason_t if any */
 };
 
+/* Small messages are recycled through per-scheduler free lists. */
+#define TR__MSG_CLASSES 3
+#define TR__MSG_NOCLASS 0xff
+#define TR__MSG_CACHE_MAX 4096
+
 tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
                       int with_reason);
 void tr__msg_destroy(tr_msg_t *m);
+void tr__msg_cache_destroy(tr__sched_t *s);
 /* Queues m to a (a live actor of the calling thread's scheduler), waking it
  * if it waits. Takes ownership of m. */
 void tr__deliver(tr__actor_t *a, tr_msg_t *m);
@@ -137,6 +144,7 @@ struct tr__actor {
   tr_ref_t call_ref;     /* reply awaited by tr_call, 0 if none */
   tr__timer_t wait_timer;
   tr__stack_t stack;
+  uintptr_t stack_limit; /* runtime entry below this: stack_overflow */
   tr_actor_fn fn;
   void *arg;
   sigjmp_buf *fault_env; /* top frame, for the fault handler */
@@ -190,6 +198,8 @@ struct tr__sched {
   tr__actor_t **names;
   size_t names_cap, names_len;
   tr__actor_t *top_head;   /* top-level actors, youngest first */
+  tr_msg_t *msg_free[TR__MSG_CLASSES]; /* recycled message buffers */
+  uint32_t msg_nfree[TR__MSG_CLASSES];
   /* crash capture */
   sigset_t sigmask;        /* mask while actors run (async signals blocked) */
   sigset_t loop_mask;      /* the thread's own mask, while the loop runs */

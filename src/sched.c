@@ -301,6 +301,7 @@ void tr__sched_close_handles(tr__sched_t *s) {
 }
 
 void tr__sched_destroy(tr__sched_t *s) {
+  tr__msg_cache_destroy(s);
   tr__timers_destroy(s);
   tr__registry_destroy(s);
   tr__slots_destroy(&s->pids);

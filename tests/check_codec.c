@@ -682,7 +682,8 @@ END_TEST
 /* Tag test                                                                 */
 /* ------------------------------------------------------------------------ */
 
-#define IS_TAG(lit, tag) tr__codec_is_tag(lit, sizeof(lit) - 1, tag, strlen(tag))
+#define IS_TAG(lit, tag) \
+  tr__codec_is_tag(lit, sizeof(lit) - 1, tag, strlen(tag))
 
 START_TEST(is_tag_cases) {
   ck_assert_int_eq(IS_TAG("\x91\xa4ping", "ping"), 1);

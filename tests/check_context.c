@@ -207,6 +207,7 @@ static uint64_t co_regs[NMARKED_MAX];
 static int co_regs_ok;
 
 static void marked_fn(void *arg) {
+  (void)arg;
   int k, round;
 
   for (round = 0;; round++) {
@@ -237,6 +238,7 @@ END_TEST
 
 /* Fills callee-saved registers with garbage before switching away. */
 static void clobber_fn(void *arg) {
+  (void)arg;
   for (;;) {
 #if defined(__x86_64__)
     __asm__ volatile("movq $-1, %%rbx\n movq $-2, %%r12\n movq $-3, %%r13\n"
@@ -346,6 +348,7 @@ static void fp_record(fp_seen_t *r) {
 
 /* SSE/NEON rounds up; on x86-64 the x87 unit rounds down and FTZ is on. */
 static void fp_fn(void *arg) {
+  (void)arg;
   fesetround(FE_UPWARD);
 #if defined(__x86_64__)
   x87_set_cw((unsigned short)((x87_cw() & ~X87_RC_MASK) | X87_RC_DOWN));
@@ -399,6 +402,7 @@ START_TEST(test_fp_control_per_context) {
 END_TEST
 
 static void fp_inherit_fn(void *arg) {
+  (void)arg;
   fp_record(&fp_seen[0]);
   park(&co_ctx);
 }
@@ -528,6 +532,7 @@ static uint64_t deep_result;
 static uintptr_t deep_lowest;
 
 static void deep_fn(void *arg) {
+  (void)arg;
   deep_result = recurse(DEPTH, &deep_lowest);
   park(&co_ctx);
 }
@@ -555,6 +560,7 @@ static void *bt_frames[64];
 static int bt_n;
 
 static void bt_fn(void *arg) {
+  (void)arg;
   bt_n = backtrace(bt_frames, 64);
   park(&co_ctx);
 }
@@ -564,8 +570,9 @@ static void bt_fn(void *arg) {
 START_TEST(test_unwind_stops) {
   tstack_t s = tstack_new(STACK_SIZE);
 
-  memset(s.lo, 0xff, s.size); /* garbage where a bogus unwind would go */
-  tr__ctx_make(&co_ctx, s.lo, s.size, bt_fn, NULL);
+  /* Garbage above the stack top, where a bogus unwind would go next. */
+  memset(s.lo, 0xff, s.size);
+  tr__ctx_make(&co_ctx, s.lo, s.size - 4096, bt_fn, NULL);
   tr__ctx_switch(&main_ctx, &co_ctx);
   ck_assert_int_ge(bt_n, 2);
   ck_assert_int_le(bt_n, 4);
