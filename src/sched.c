@@ -183,6 +183,12 @@ void tr__sched_entered(tr__sched_t *s, tr__actor_t *a) {
 }
 
 void tr__fiber_destroy(tr__actor_t *a) {
+#ifdef TR_ASAN
+  /* An actor that exits, crashes or is killed never pops its frames, so
+   * their redzones stay poisoned; clear them so that the next actor given
+   * this slot (LIFO reuse) does not trip over stale poison. */
+  __asan_unpoison_memory_region(a->stack.lo, a->stack.size);
+#endif
 #ifdef TR_TSAN
   if (a->tsan_fiber) __tsan_destroy_fiber(a->tsan_fiber);
   a->tsan_fiber = NULL;

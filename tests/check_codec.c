@@ -625,12 +625,53 @@ START_TEST(tagged_sbuf_appends_with_one_allocation) {
   ck_assert_int_eq(tr_msgpack_validate(sb.data + one, sb.size - one), 0);
   ck_assert_int_eq(tr__codec_is_tag(sb.data + one, sb.size - one, "b", 1), 1);
   msgpack_sbuffer_destroy(&sb);
+  /* Without numbers the reservation is exact: one allocation, no slack. */
+  char *tag = pattern(300);
+  msgpack_sbuffer_init(&sb);
+  TR_OK(pack_sbuf(&sb, tag, "nnnnnnnnnnnnnnnnnnnnsB", "abc", tag, (size_t)300));
+  ck_assert_uint_eq(sb.alloc, sb.size);
+  ck_assert_uint_eq(sb.size, 3 + 3 + 300 + 20 + 4 + 3 + 300);
+  msgpack_sbuffer_destroy(&sb);
+  free(tag);
   /* The public buffer is the exact bytes, no 8 KiB sbuffer default. */
   TR_OK(tr_pack_tagged(&data, &len, "x", "p", (tr_pid_t)1));
   ck_assert_uint_eq(len, 1 + 2 + 10);
   ck_assert_int_eq(memcmp(data, "\x92\xa1x\xd7\x01\0\0\0\0\0\0\0\x01", len),
                    0);
   free(data);
+}
+END_TEST
+
+START_TEST(tagged_too_big_after_packing_rolls_back) {
+  /* The size pass counts integers as 1 byte; these are 9: the total only
+   * exceeds TR_MSG_MAX once packed, and the append must be undone. */
+  size_t n = TR_MSG_MAX - 30;
+  char *big = calloc(1, n);
+  msgpack_sbuffer sb;
+  void *data = (void *)1;
+  size_t len = 1;
+  ck_assert_ptr_nonnull(big);
+  msgpack_sbuffer_init(&sb);
+  TR_OK(pack_sbuf(&sb, "first", ""));
+  size_t first = sb.size;
+  ck_assert_int_eq(pack_sbuf(&sb, "t", "Biiiii", big, n, INT64_MIN, INT64_MIN,
+                             INT64_MIN, INT64_MIN, INT64_MIN),
+                   TR_EMSGSIZE);
+  ck_assert_uint_eq(sb.size, first);
+  ck_assert_int_eq(tr__codec_is_tag(sb.data, sb.size, "first", 5), 1);
+  msgpack_sbuffer_destroy(&sb);
+  ck_assert_int_eq(tr_pack_tagged(&data, &len, "t", "Biiiii", big, n,
+                                  INT64_MIN, INT64_MIN, INT64_MIN, INT64_MIN,
+                                  INT64_MIN),
+                   TR_EMSGSIZE);
+  ck_assert_ptr_null(data);
+  ck_assert_uint_eq(len, 0);
+  /* Just under the limit is fine and validates. */
+  TR_OK(tr_pack_tagged(&data, &len, "t", "Bi", big, n, (int64_t)1));
+  ck_assert_uint_le(len, TR_MSG_MAX);
+  ck_assert_int_eq(tr_msgpack_validate(data, len), 0);
+  free(data);
+  free(big);
 }
 END_TEST
 
@@ -716,6 +757,8 @@ START_TEST(is_tag_cases) {
   /* bytes that end early are never over-read */
   ck_assert_int_eq(IS_TAG("\x91\xa5ping", "pingx"), 0);
   ck_assert_int_eq(IS_TAG("\xdc\x00", ""), 0);
+  ck_assert_int_eq(IS_TAG("\xdc\x00\x00\xa4ping", "ping"), 0); /* [] + junk */
+  ck_assert_int_eq(IS_TAG("\xdd\0\0\0\0\xa4ping", "ping"), 0);
   ck_assert_int_eq(IS_TAG("\x91\xdb\x00\x00", ""), 0);
   ck_assert_int_eq(tr__codec_is_tag(NULL, 0, "x", 1), 0);
 }
@@ -895,6 +938,7 @@ static Suite *codec_suite(void) {
   tcase_add_test(tc, tagged_no_args_and_long_tag);
   tcase_add_test(tc, tagged_rejects_without_leaking);
   tcase_add_test(tc, tagged_sbuf_appends_with_one_allocation);
+  tcase_add_test(tc, tagged_too_big_after_packing_rolls_back);
   tcase_add_test(tc, pid_roundtrip_and_rejects);
   suite_add_tcase(s, tc);
   tc = tcase_create("tag");
