@@ -4,6 +4,10 @@
  * pid ext (tr_pack_pid / tr_obj_pid, public) and the internal tag test and
  * decoder below. Nothing here touches the runtime: every function is pure
  * and thread-safe.
+ *
+ * tr_msgpack_validate costs O(len) (about 2 ns per value) and never recurses;
+ * besides TR_EINVAL / TR_EBADMSG / TR_EMSGSIZE it can return TR_ENOMEM, only
+ * for a value nested deeper than 32 levels when a 4 KiB malloc fails.
  */
 #ifndef TR_CODEC_H
 #define TR_CODEC_H
