@@ -610,3 +610,82 @@ TR_EXTERN int tr_pack_tagged(void **data, size_t *len, const char *tag,
   va_end(ap);
   return rc;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Packing a msgpack_object without recursion                               */
+/* ------------------------------------------------------------------------ */
+
+/* msgpack_pack_object recurses once per nesting level, which a hostile or
+ * merely deep object could turn into a stack overflow on a small actor
+ * stack, inside library code. This walks the object with an explicit,
+ * heap-allocated stack instead and refuses nesting deeper than
+ * TR_CODEC_DEPTH_MAX (the validator's own limit). */
+typedef struct {
+  const msgpack_object *items; /* array elements, or map key/value pairs */
+  uint32_t n, i;               /* items (pairs count twice) and next one */
+  int is_map;
+} pack_frame_t;
+
+static int pack_scalar(msgpack_packer *pk, const msgpack_object *o) {
+  msgpack_object flat = *o;
+  return msgpack_pack_object(pk, flat) == 0 ? 0 : TR_ENOMEM;
+}
+
+static const msgpack_object *frame_next(pack_frame_t *f) {
+  const msgpack_object_kv *kv;
+  uint32_t i = f->i++;
+  if (!f->is_map) return &f->items[i];
+  kv = (const msgpack_object_kv *)(const void *)f->items;
+  return (i & 1) ? &kv[i / 2].val : &kv[i / 2].key;
+}
+
+/* Opens a container: writes its header and pushes a frame. */
+static int pack_open(msgpack_packer *pk, const msgpack_object *o,
+                     pack_frame_t *stack, int *depth) {
+  pack_frame_t *f;
+  if (*depth >= TR_CODEC_DEPTH_MAX) return TR_EBADMSG;
+  f = &stack[(*depth)++];
+  if (o->type == MSGPACK_OBJECT_ARRAY) {
+    if (msgpack_pack_array(pk, o->via.array.size) != 0) return TR_ENOMEM;
+    f->items = o->via.array.ptr;
+    f->n = o->via.array.size;
+    f->is_map = 0;
+  } else {
+    if (msgpack_pack_map(pk, o->via.map.size) != 0) return TR_ENOMEM;
+    if (o->via.map.size > UINT32_MAX / 2) return TR_EINVAL;
+    f->items = (const msgpack_object *)(const void *)o->via.map.ptr;
+    f->n = o->via.map.size * 2;
+    f->is_map = 1;
+  }
+  f->i = 0;
+  if (f->n > 0 && f->items == NULL) return TR_EINVAL;
+  return 0;
+}
+
+static int pack_one(msgpack_packer *pk, const msgpack_object *o,
+                    pack_frame_t *stack, int *depth) {
+  if (o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_MAP)
+    return pack_open(pk, o, stack, depth);
+  return pack_scalar(pk, o);
+}
+
+int tr__codec_pack_object(msgpack_sbuffer *sb, const msgpack_object *obj) {
+  msgpack_packer pk;
+  pack_frame_t *stack;
+  int depth = 0, err;
+  if (sb == NULL || obj == NULL) return TR_EINVAL;
+  stack = malloc(TR_CODEC_DEPTH_MAX * sizeof(*stack));
+  if (stack == NULL) return TR_ENOMEM;
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  err = pack_one(&pk, obj, stack, &depth);
+  while (err == 0 && depth > 0) {
+    pack_frame_t *f = &stack[depth - 1];
+    if (f->i == f->n) {
+      depth--;
+      continue;
+    }
+    err = pack_one(&pk, frame_next(f), stack, &depth);
+  }
+  free(stack);
+  return err;
+}

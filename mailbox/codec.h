@@ -60,6 +60,12 @@ int tr__codec_is_tag(const void *data, size_t len, const char *tag,
  * its one chunk) and, only for nesting deeper than 16, one temporary one.
  * Errors: TR_EINVAL, TR_EBADMSG, TR_EMSGSIZE, TR_ENOMEM; *zone is NULL and
  * *obj unspecified then. */
+/* Packs obj into sb without recursion (msgpack_pack_object recurses per
+ * level). TR_EBADMSG for nesting deeper than TR_CODEC_DEPTH_MAX, TR_EINVAL
+ * for inconsistent objects (a non-empty container with a NULL ptr),
+ * TR_ENOMEM when out of memory. On error sb holds a partial value. */
+int tr__codec_pack_object(msgpack_sbuffer *sb, const msgpack_object *obj);
+
 int tr__codec_decode(const void *data, size_t len, msgpack_zone **zone,
                      msgpack_object *obj);
 

@@ -205,13 +205,12 @@ int tr_runtime_send(tr_runtime_t *rt, tr_pid_t to, const void *data,
 
 int tr_send_obj(tr_pid_t to, const msgpack_object *obj) {
   msgpack_sbuffer sb;
-  msgpack_packer pk;
   int err;
   if (obj == NULL) return TR_EINVAL;
+  if (tr__current() == NULL) return tr_send(to, NULL, 0); /* the error */
   msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  if (msgpack_pack_object(&pk, *obj) != 0 || sb.data == NULL) err = TR_ENOMEM;
-  else err = tr_send(to, sb.data, sb.size);
+  err = tr__codec_pack_object(&sb, obj);
+  if (err == 0) err = tr_send(to, sb.data, sb.size);
   msgpack_sbuffer_destroy(&sb);
   return err;
 }

@@ -951,6 +951,65 @@ START_TEST(fuzz_regressions) {
 }
 END_TEST
 
+
+/* Builds a chain of `depth` nested one-element arrays around the int 7;
+ * the objects live in the caller-provided array. */
+static void nested_obj(msgpack_object *objs, int depth) {
+  for (int i = 0; i < depth; i++) {
+    objs[i].type = MSGPACK_OBJECT_ARRAY;
+    objs[i].via.array.size = 1;
+    objs[i].via.array.ptr = &objs[i + 1];
+  }
+  objs[depth].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+  objs[depth].via.u64 = 7;
+}
+
+START_TEST(pack_object_matches_msgpack_and_bounds_depth) {
+  static msgpack_object objs[TR_CODEC_DEPTH_MAX + 2];
+  msgpack_sbuffer ours, ref;
+  msgpack_packer pk;
+  msgpack_object_kv kv[2];
+  msgpack_object map;
+  /* A map with nested values packs exactly as msgpack-c packs it. */
+  nested_obj(objs, 20);
+  kv[0].key.type = MSGPACK_OBJECT_STR;
+  kv[0].key.via.str.ptr = "k";
+  kv[0].key.via.str.size = 1;
+  kv[0].val = objs[0];
+  kv[1].key.type = MSGPACK_OBJECT_NIL;
+  kv[1].val.type = MSGPACK_OBJECT_BOOLEAN;
+  kv[1].val.via.boolean = true;
+  map.type = MSGPACK_OBJECT_MAP;
+  map.via.map.size = 2;
+  map.via.map.ptr = kv;
+  msgpack_sbuffer_init(&ours);
+  msgpack_sbuffer_init(&ref);
+  ck_assert_int_eq(tr__codec_pack_object(&ours, &map), 0);
+  msgpack_packer_init(&pk, &ref, msgpack_sbuffer_write);
+  ck_assert_int_eq(msgpack_pack_object(&pk, map), 0);
+  ck_assert_uint_eq(ours.size, ref.size);
+  ck_assert(memcmp(ours.data, ref.data, ref.size) == 0);
+  msgpack_sbuffer_destroy(&ours);
+  msgpack_sbuffer_destroy(&ref);
+  /* Exactly at the depth limit it packs and validates; one past, refused. */
+  nested_obj(objs, TR_CODEC_DEPTH_MAX);
+  msgpack_sbuffer_init(&ours);
+  ck_assert_int_eq(tr__codec_pack_object(&ours, &objs[0]), 0);
+  ck_assert_int_eq(tr_msgpack_validate(ours.data, ours.size), 0);
+  msgpack_sbuffer_destroy(&ours);
+  nested_obj(objs, TR_CODEC_DEPTH_MAX + 1);
+  msgpack_sbuffer_init(&ours);
+  ck_assert_int_eq(tr__codec_pack_object(&ours, &objs[0]), TR_EBADMSG);
+  msgpack_sbuffer_destroy(&ours);
+  /* A non-empty container without items is rejected, not dereferenced. */
+  objs[0].via.array.ptr = NULL;
+  msgpack_sbuffer_init(&ours);
+  ck_assert_int_eq(tr__codec_pack_object(&ours, &objs[0]), TR_EINVAL);
+  msgpack_sbuffer_destroy(&ours);
+  ck_assert_int_eq(tr__codec_pack_object(NULL, &objs[0]), TR_EINVAL);
+}
+END_TEST
+
 static Suite *codec_suite(void) {
   Suite *s = suite_create("codec");
   TCase *tc = tcase_create("validate");
@@ -971,6 +1030,7 @@ static Suite *codec_suite(void) {
   tcase_add_test(tc, tagged_sbuf_appends_with_one_allocation);
   tcase_add_test(tc, tagged_too_big_after_packing_rolls_back);
   tcase_add_test(tc, pid_roundtrip_and_rejects);
+  tcase_add_test(tc, pack_object_matches_msgpack_and_bounds_depth);
   suite_add_tcase(s, tc);
   tc = tcase_create("tag");
   tcase_add_test(tc, is_tag_cases);
