@@ -66,7 +66,8 @@ extern "C" {
      "called from a thread that does not run this runtime")                  \
   XX(ECLEANUP, (TR__ERRNO_BASE - 8),                                          \
      "not allowed from a cleanup callback")                                   \
-  XX(EDOWN, (TR__ERRNO_BASE - 9), "the called process exited")
+  XX(EDOWN, (TR__ERRNO_BASE - 9), "the called process exited")             \
+  XX(ESTART, (TR__ERRNO_BASE - 10), "a child failed to start")
 
 enum {
 #define TR__ERR_ENUM(name, val, msg) TR_##name = (val),
@@ -364,6 +365,7 @@ TR_EXTERN int tr_recv_match(tr_msg_t **msg, tr_match_fn match, void *arg,
 
 /* Releases a received message. NULL is accepted. */
 TR_EXTERN void tr_msg_free(tr_msg_t *msg);
+/* The kind of msg (TR_MSG_USER for NULL). */
 TR_EXTERN tr_msg_kind_t tr_msg_kind(const tr_msg_t *msg);
 /* Sender (USER, CALL), exiting/down pid (EXIT, DOWN), NONE otherwise. */
 TR_EXTERN tr_pid_t tr_msg_from(const tr_msg_t *msg);
@@ -371,10 +373,12 @@ TR_EXTERN tr_pid_t tr_msg_from(const tr_msg_t *msg);
 TR_EXTERN tr_ref_t tr_msg_ref(const tr_msg_t *msg);
 /* The raw msgpack body (never NULL for a valid msg). */
 TR_EXTERN const void *tr_msg_data(const tr_msg_t *msg, size_t *len);
-/* The decoded body, valid until tr_msg_free. NULL only if out of memory.
+/* The decoded body, valid until tr_msg_free; decoded once on first use
+ * (so it may be called on the const message a tr_match_fn receives).
+ * NULL only if out of memory or for a NULL msg.
  * EXIT and DOWN bodies are ["EXIT", pid, "reason"] / ["DOWN", ref, pid,
  * "reason"]; tr_msg_reason gives the full reason. */
-TR_EXTERN const msgpack_object *tr_msg_obj(tr_msg_t *msg);
+TR_EXTERN const msgpack_object *tr_msg_obj(const tr_msg_t *msg);
 /* EXIT and DOWN: copies the reason. TR_EINVAL for other kinds. */
 TR_EXTERN int tr_msg_reason(const tr_msg_t *msg, tr_reason_t *reason);
 /* Nonzero if the body is an array whose first element is the string tag. */
@@ -426,6 +430,398 @@ TR_EXTERN int tr_send_after(tr_pid_t to, uint64_t ms, const void *data,
 /* Cancels a pending timer: 0 if cancelled, TR_ENOENT if it already fired,
  * was cancelled, or never existed. */
 TR_EXTERN int tr_cancel_timer(tr_ref_t ref);
+
+/* ------------------------------------------------------------------------ */
+/* I/O                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Blocking-style I/O over the scheduler's libuv loop: each call suspends
+ * only the calling actor (all are actor-only unless stated). See doc/io.md.
+ *
+ * A handle — TCP listener or connection, UDP socket, open file — is named
+ * by a tr_io_t that carries a generation like a pid: once closed, its id
+ * never names another handle (UV_EBADF). A handle belongs to the actor that
+ * opened it; only the owner may use it (UV_EPERM otherwise), and it is
+ * closed when the owner exits for any reason. tr_io_give hands it over.
+ *
+ * timeout_ms: -1 waits forever; 0 only does what needs no waiting; > 0
+ * fails with TR_ETIMEDOUT after that long. Errors are libuv's codes (e.g.
+ * UV_ECONNREFUSED, UV_ECONNRESET, UV_EPIPE); the end of a stream is TR_EOF.
+ * libuv never holds a pointer to the caller's memory: reads land in a
+ * runtime buffer (at most 64 KiB read ahead per connection) and are copied
+ * out when the caller resumes; written data is copied before libuv sees it.
+ * Requests still in flight when their actor gives up or dies complete into
+ * the runtime. Sockets are written with write(2): the first I/O call sets
+ * SIGPIPE to SIG_IGN unless the process already chose a disposition. */
+
+typedef uint64_t tr_io_t;
+#define TR_IO_NONE ((tr_io_t)0)
+#define TR_EOF UV_EOF /* orderly end of stream (not UV_ECONNRESET) */
+
+/* Closes any handle at once (the runtime finishes in the background):
+ * reads/accepts in progress end, queued writes are dropped (use
+ * tr_tcp_shutdown first for a graceful close). Also callable outside actors
+ * on the runtime's thread (e.g. from a tr_defer cleanup). */
+TR_EXTERN int tr_io_close(tr_io_t h);
+/* Makes pid (a live actor of the caller's runtime) the owner of h; h then
+ * lives and dies with pid. TR_ENOPROC if pid is dead. Tell the new owner by
+ * message; until it has been given, the new owner cannot use h. */
+TR_EXTERN int tr_io_give(tr_io_t h, tr_pid_t pid);
+/* Owner of h, or TR_PID_NONE if h is not open. Runtime thread only. */
+TR_EXTERN tr_pid_t tr_io_owner(tr_io_t h);
+/* Local address / local port / peer address of a TCP or UDP handle. */
+TR_EXTERN int tr_io_sockname(tr_io_t h, struct sockaddr_storage *addr);
+TR_EXTERN int tr_io_port(tr_io_t h);
+TR_EXTERN int tr_io_peername(tr_io_t h, struct sockaddr_storage *addr);
+
+/* Fills addr from a numeric IPv4 or IPv6 address (NULL: 0.0.0.0) and a
+ * port. Any thread. */
+TR_EXTERN int tr_ip_addr(const char *ip, int port, struct sockaddr_storage *addr);
+/* The port of an AF_INET/AF_INET6 address. */
+TR_EXTERN int tr_addr_port(const struct sockaddr_storage *addr);
+
+/* -- TCP -- */
+
+/* Listens on ip:port (numeric address, NULL = 0.0.0.0, port 0 = any free;
+ * read it back with tr_io_port). backlog <= 0 means 511. */
+TR_EXTERN int tr_tcp_listen(tr_io_t *srv, const char *ip, int port, int backlog);
+/* Waits for and accepts one connection on srv; *conn is owned by the
+ * caller. At most one accepted connection waits inside the runtime. */
+TR_EXTERN int tr_tcp_accept(tr_io_t srv, tr_io_t *conn, int timeout_ms);
+/* Connects to ip:port (numeric) or to addr. A refused connection is
+ * UV_ECONNREFUSED; on any error no handle is left open. */
+TR_EXTERN int tr_tcp_connect(tr_io_t *conn, const char *ip, int port,
+                             int timeout_ms);
+TR_EXTERN int tr_tcp_connect_addr(tr_io_t *conn, const struct sockaddr *addr,
+                                  int timeout_ms);
+/* Reads what is available, up to len (> 0) bytes, waiting for at least
+ * one. Returns the count (never 0), TR_EOF once the peer closed its side
+ * (again on every later call), UV_ECONNRESET, TR_ETIMEDOUT, ... */
+TR_EXTERN int tr_tcp_read(tr_io_t h, void *buf, size_t len, int timeout_ms);
+/* Reads exactly len bytes (timeout_ms bounds the whole call). Returns 0,
+ * or the error that stopped it (TR_EOF if the stream ended early) with
+ * the bytes already read in buf and their count in *got (may be NULL). */
+TR_EXTERN int tr_tcp_read_exactly(tr_io_t h, void *buf, size_t len,
+                                  size_t *got, int timeout_ms);
+/* Arms one read whose result arrives in the owner's mailbox instead, so
+ * that an actor can wait for socket data and messages at once: a USER
+ * message ["tcp", h, <bin>] with what was read (up to 64 KiB),
+ * ["tcp_closed", h] at the end of stream or ["tcp_error", h, code].
+ * One message per call; tr_tcp_read is TR_EBUSY while one is armed. */
+TR_EXTERN int tr_tcp_read_async(tr_io_t h);
+/* Writes all len bytes. Returns 0 once libuv has taken them (written to the
+ * socket, or copied into a request in flight), so a slow peer slows the
+ * writer down; the runtime holds at most 256 KiB of it at a time. On
+ * TR_ETIMEDOUT or an error an unknown prefix may have been sent. */
+TR_EXTERN int tr_tcp_write(tr_io_t h, const void *buf, size_t len,
+                           int timeout_ms);
+/* Sends FIN after the queued writes and waits until that is done. */
+TR_EXTERN int tr_tcp_shutdown(tr_io_t h, int timeout_ms);
+/* Closes h with a TCP reset (SO_LINGER 0) instead of a FIN. */
+TR_EXTERN int tr_tcp_close_reset(tr_io_t h);
+TR_EXTERN int tr_tcp_nodelay(tr_io_t h, int on);
+
+/* -- UDP -- */
+
+/* Opens a UDP socket bound to ip:port (NULL/0: any address, any port). */
+TR_EXTERN int tr_udp_open(tr_io_t *h, const char *ip, int port);
+/* Sends one datagram to addr; returns 0 once libuv has sent it. */
+TR_EXTERN int tr_udp_send(tr_io_t h, const void *buf, size_t len,
+                          const struct sockaddr *addr, int timeout_ms);
+/* Receives one datagram: returns its length (0 for an empty one) and the
+ * sender in *from (may be NULL). A datagram longer than len is cut to len
+ * bytes and TR_EMSGSIZE is returned. */
+TR_EXTERN int tr_udp_recv(tr_io_t h, void *buf, size_t len,
+                          struct sockaddr_storage *from, int timeout_ms);
+
+/* -- Files (libuv threadpool) -- */
+
+/* Opens path (flags and mode as for open(2)); *f is owned by the caller. */
+TR_EXTERN int tr_fs_open(tr_io_t *f, const char *path, int flags, int mode);
+/* Reads up to len bytes at offset (-1: the file position). Returns the
+ * count, 0 at end of file. At most 256 KiB per call. */
+TR_EXTERN int tr_fs_read(tr_io_t f, void *buf, size_t len, int64_t offset);
+/* Writes all len bytes at offset (-1: the file position). Returns 0. */
+TR_EXTERN int tr_fs_write(tr_io_t f, const void *buf, size_t len,
+                          int64_t offset);
+/* Closes f and returns close(2)'s result (f is closed either way). */
+TR_EXTERN int tr_fs_close(tr_io_t f);
+TR_EXTERN int tr_fs_stat(const char *path, uv_stat_t *st);
+TR_EXTERN int tr_fs_fstat(tr_io_t f, uv_stat_t *st);
+TR_EXTERN int tr_fs_unlink(const char *path);
+
+/* -- Names -- */
+
+/* Resolves node/service like getaddrinfo(3) on the threadpool. *res is the
+ * caller's, to release with tr_freeaddrinfo. Errors are UV_EAI_* codes. */
+TR_EXTERN int tr_getaddrinfo(const char *node, const char *service,
+                             const struct addrinfo *hints,
+                             struct addrinfo **res, int timeout_ms);
+/* NULL is accepted. Any thread. */
+TR_EXTERN void tr_freeaddrinfo(struct addrinfo *ai);
+
+/* ------------------------------------------------------------------------ */
+/* Supervisors                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* OTP supervisors; doc/supervision.md sets the rules beside OTP's. A
+ * supervisor is an actor that traps exits, links its children, restarts
+ * them by strategy, and terminates them with OTP's protocol (monitor,
+ * exit(shutdown), wait up to the shutdown time, then kill), in reverse start
+ * order. More than `intensity` restarts within `period_ms` make it stop all
+ * children and exit with `shutdown`, which escalates to its own supervisor.
+ *
+ * A child's start function is its actor body. It reports the outcome of its
+ * initialisation with tr_sup_init_ack (proc_lib:init_ack): the supervisor
+ * waits for that ack — or for the child's exit, which is an init failure —
+ * before it starts the next child. Option structs carry `size` (0 means
+ * "this header's size") and only grow at the end; output structs do not. */
+
+typedef enum {
+  TR_ONE_FOR_ONE = 0,   /* restart the child that exited */
+  TR_ONE_FOR_ALL,       /* stop all others, restart all */
+  TR_REST_FOR_ONE,      /* stop those started after it, restart them and it */
+  TR_SIMPLE_ONE_FOR_ONE /* one template, children added by start_child */
+} tr_sup_strategy_t;
+
+typedef enum {
+  TR_PERMANENT = 0, /* always restarted */
+  TR_TRANSIENT,     /* restarted unless it exits normal or shutdown */
+  TR_TEMPORARY      /* never restarted; its spec is dropped when it ends */
+} tr_restart_t;
+
+typedef enum { TR_WORKER = 0, TR_SUPERVISOR } tr_child_type_t;
+
+/* tr_child_spec_t.shutdown: milliseconds (> 0), or one of these. DEFAULT
+ * is 5000 ms for a worker and INFINITY for a supervisor. */
+#define TR_SHUTDOWN_DEFAULT 0
+#define TR_SHUTDOWN_BRUTAL_KILL (-1)
+#define TR_SHUTDOWN_INFINITY (-2)
+
+#define TR_SUP_ID_MAX 64 /* bytes of a child id, including the NUL */
+
+enum {
+  /* The child counts as started once spawned; it need not (but may) call
+   * tr_sup_init_ack — like a start function that spawn_links and returns
+   * {ok, Pid} at once. */
+  TR_CHILD_NO_ACK = 1u << 0
+};
+
+/* A child specification. Arrays of specs are read with stride specs[0].size,
+ * so a caller built against an older, smaller struct keeps working. */
+typedef struct tr_child_spec {
+  size_t size;              /* sizeof(tr_child_spec_t), or 0 for the same */
+  char id[TR_SUP_ID_MAX];   /* non-empty, unique within the supervisor */
+  tr_actor_fn start;        /* the child's body: start(arg) */
+  void *arg;                /* passed through, never owned */
+  tr_restart_t restart;
+  int shutdown;             /* TR_SHUTDOWN_* or milliseconds */
+  tr_child_type_t type;
+  size_t stack_size;        /* 0: the runtime default */
+  unsigned flags;           /* TR_CHILD_* */
+} tr_child_spec_t;
+
+/* Zeroes spec, sets size, copies id (TR_EINVAL if NULL, empty or longer
+ * than TR_SUP_ID_MAX - 1 bytes) and sets start and arg; the rest is OTP's
+ * defaults: permanent, TR_SHUTDOWN_DEFAULT, worker. */
+TR_EXTERN int tr_child_spec_init(tr_child_spec_t *spec, const char *id,
+                                 tr_actor_fn start, void *arg);
+
+/* Report events, for tr_sup_flags_t.report (OTP's supervisor reports and
+ * progress reports). */
+typedef enum {
+  TR_SUP_CHILD_STARTED,   /* started by init, start_child or restart_child */
+  TR_SUP_CHILD_EXITED,    /* exited on its own (child_terminated) */
+  TR_SUP_CHILD_RESTARTED, /* started again after an exit */
+  TR_SUP_CHILD_STOPPED,   /* terminated by the supervisor; reason: how */
+  TR_SUP_START_ERROR,     /* a (re)start failed; reason: why */
+  TR_SUP_SHUTDOWN_ERROR,  /* did not end with the expected reason (e.g.
+                           * killed after its shutdown timeout) */
+  TR_SUP_MAX_INTENSITY    /* too many restarts: the supervisor shuts down */
+} tr_sup_event_kind_t;
+
+typedef struct tr_sup_event {
+  tr_sup_event_kind_t kind;
+  tr_pid_t sup;              /* the reporting supervisor */
+  const char *sup_name;      /* its registered name, or "" */
+  const char *child_id;      /* "" for MAX_INTENSITY */
+  tr_pid_t child;            /* the child's pid (old pid for EXITED) */
+  const tr_reason_t *reason; /* EXITED, STOPPED, errors; NULL otherwise */
+  uint64_t restarts;         /* the child's restart count so far */
+} tr_sup_event_t;
+
+/* Called inside the supervisor actor; must not block or receive. The event
+ * and its strings live for the call only. */
+typedef void (*tr_sup_report_fn)(void *arg, const tr_sup_event_t *ev);
+
+/* Supervisor flags. Initialise with tr_sup_flags_init (OTP defaults). */
+typedef struct tr_sup_flags {
+  size_t size;                  /* sizeof(tr_sup_flags_t), or 0 */
+  tr_sup_strategy_t strategy;   /* default one_for_one */
+  unsigned intensity;           /* restarts allowed per period, default 1 */
+  unsigned period_ms;           /* > 0, default 5000 */
+  struct {
+    unsigned min_ms;            /* 0 (default): restart at once, as OTP */
+    unsigned max_ms;            /* cap, >= min_ms */
+    double jitter;              /* 0..1: each delay is cut by up to this share */
+  } backoff;                    /* delay before restart n: min_ms * 2^n */
+  const char *name;             /* register the supervisor as this (copied) */
+  tr_sup_report_fn report;      /* NULL: reports go to the runtime logger */
+  void *report_arg;
+} tr_sup_flags_t;
+
+TR_EXTERN void tr_sup_flags_init(tr_sup_flags_t *flags);
+
+#define TR_SUP_ERROR_MAX 192
+
+/* Why a start failed (output; may be passed as NULL). */
+typedef struct tr_sup_error {
+  char id[TR_SUP_ID_MAX];  /* the child at fault, "" if none */
+  int index;               /* its index in specs for a bad spec, else -1 */
+  tr_reason_t reason;      /* start failure: the child's exit reason, or
+                            * ERROR with the code it acked */
+  char message[TR_SUP_ERROR_MAX]; /* one readable line */
+} tr_sup_error_t;
+
+/* Starts a supervisor with the given children (flags NULL: defaults).
+ * Everything is validated first: a bad flag or spec (duplicate id, no
+ * start function, out-of-range value, simple_one_for_one without exactly
+ * one spec) is TR_EINVAL and nothing starts. The children then start one
+ * by one in order, each acknowledging its init; if one fails, those
+ * already started are stopped in reverse order and the call returns
+ * TR_ESTART with the child's id and reason in *err. Specs are copied.
+ * Inside an actor (rt may be NULL) the supervisor is monitored, not linked;
+ * its parent is itself, so only tr_sup_stop, `kill` or an exit signal from
+ * the runtime (tr_runtime_stop) end it. Outside actors rt must be a
+ * standalone runtime that is not running: the call runs it until the
+ * supervisor has started (TR_ENOTSUP for an attached runtime, TR_EBUSY
+ * while running); the supervisor is then top-level, so tr_runtime_stop
+ * shuts the tree down in order. */
+TR_EXTERN int tr_sup_start(tr_runtime_t *rt, const tr_sup_flags_t *flags,
+                           const tr_child_spec_t *specs, size_t n,
+                           tr_pid_t *pid, tr_sup_error_t *err);
+/* Actor-only. As tr_sup_start, but linked to the caller, which becomes its
+ * parent: an exit signal from the caller (its exit, or tr_exit_pid) stops
+ * the tree and the supervisor exits with the same reason. If the start
+ * fails the supervisor exits with `shutdown`, which kills a caller that
+ * does not trap exits (as supervisor:start_link); a trapping caller gets
+ * TR_ESTART and no EXIT message. */
+TR_EXTERN int tr_sup_start_link(const tr_sup_flags_t *flags,
+                                const tr_child_spec_t *specs, size_t n,
+                                tr_pid_t *pid, tr_sup_error_t *err);
+
+/* Actor-only. Turns the calling actor into a supervisor: the way to write
+ * a supervisor child (its parent is the supervisor that started it). Acks
+ * its init once its children have started, then supervises until it ends;
+ * it never returns in an actor: the actor exits with the supervisor's
+ * reason. Failures are acked as errors to the waiting parent; the actor
+ * then exits with reason error (TR_EINVAL and the message) for invalid
+ * arguments, or `shutdown` (the failed child in the text) when a child
+ * failed to start. */
+TR_EXTERN int tr_sup_enter(const tr_sup_flags_t *flags,
+                           const tr_child_spec_t *specs, size_t n);
+
+/* A supervisor described by data, for tr_sup_main. */
+typedef struct tr_sup_def {
+  const tr_sup_flags_t *flags;
+  const tr_child_spec_t *specs;
+  size_t n;
+} tr_sup_def_t;
+
+/* A ready-made start function: tr_sup_enter(def->flags, def->specs,
+ * def->n). def (a const tr_sup_def_t *) must stay valid as long as the
+ * child may be restarted — static data, typically. */
+TR_EXTERN void tr_sup_main(void *def);
+
+enum { TR_INIT_OK = 0, TR_INIT_IGNORE = 1 };
+
+/* Actor-only. Reports the caller's init to the supervisor that started it:
+ * TR_INIT_OK (returns 0 and the child carries on), TR_INIT_IGNORE (the
+ * supervisor keeps the spec without a pid — drops it if temporary — and
+ * the caller exits normal), or a negative error code (the start fails with
+ * TR_ESTART and that code; the caller exits with reason error). Only the
+ * first ack counts; without a supervisor waiting, OK is a no-op.
+ * TR_EINVAL for a positive status other than IGNORE. */
+TR_EXTERN int tr_sup_init_ack(int status);
+
+/* ---- run-time API: actor-only calls to a running supervisor ------------
+ * Each is a tr_call to the supervisor, answered in order with its other
+ * work. TR_EDOWN if the supervisor is dead or exits during the call. */
+
+/* Stops the tree (children in reverse order) and ends the supervisor with
+ * reason normal; returns once it is gone. */
+TR_EXTERN int tr_sup_stop(tr_pid_t sup);
+
+/* Adds and starts a child (not for simple_one_for_one: TR_EINVAL). TR_EINVAL
+ * for a bad spec, TR_EEXIST if a child with that id exists but is not
+ * running (already_present), TR_EBUSY if it is running (already_started;
+ * *pid gets its pid), TR_ESTART if it failed to start (the spec is not
+ * kept). A child that acks ignore: 0 with *pid = TR_PID_NONE, spec kept
+ * unless temporary. pid and err may be NULL. */
+TR_EXTERN int tr_sup_start_child(tr_pid_t sup, const tr_child_spec_t *spec,
+                                 tr_pid_t *pid, tr_sup_error_t *err);
+/* simple_one_for_one: starts a child from the template, running
+ * template.start(arg) — arg replaces the template's arg for this child and
+ * its restarts. TR_ENOTSUP for other strategies. */
+TR_EXTERN int tr_sup_start_child_arg(tr_pid_t sup, void *arg, tr_pid_t *pid,
+                                     tr_sup_error_t *err);
+/* Stops the child (shutdown protocol) and keeps its spec, except for a
+ * temporary child. 0 if it was not running. TR_ENOENT: no such id;
+ * TR_ENOTSUP under simple_one_for_one (use the pid variant). */
+TR_EXTERN int tr_sup_terminate_child(tr_pid_t sup, const char *id);
+/* simple_one_for_one: stops that child and drops it. TR_ENOENT if pid is
+ * not one of its children (also for other strategies). */
+TR_EXTERN int tr_sup_terminate_child_pid(tr_pid_t sup, tr_pid_t child);
+/* Starts a child whose spec is kept but which is not running. TR_EBUSY if
+ * running, UV_EAGAIN if a restart is pending (restarting), TR_ENOENT,
+ * TR_ENOTSUP (simple_one_for_one), TR_ESTART (with *err). */
+TR_EXTERN int tr_sup_restart_child(tr_pid_t sup, const char *id,
+                                   tr_pid_t *pid, tr_sup_error_t *err);
+/* Forgets the spec of a child that is not running. TR_EBUSY if running,
+ * UV_EAGAIN if restarting, TR_ENOENT, TR_ENOTSUP (simple_one_for_one). */
+TR_EXTERN int tr_sup_delete_child(tr_pid_t sup, const char *id);
+
+typedef enum {
+  TR_CHILD_RUNNING = 0,
+  TR_CHILD_RESTARTING, /* a restart is pending (failed, or backing off) */
+  TR_CHILD_STOPPED     /* spec kept, no process (OTP: undefined) */
+} tr_child_state_t;
+
+/* One child, as which_children and child_info report it. */
+typedef struct tr_sup_child_info {
+  char id[TR_SUP_ID_MAX];  /* simple_one_for_one: the template's id */
+  tr_pid_t pid;            /* TR_PID_NONE unless running */
+  tr_child_state_t state;
+  tr_child_type_t type;
+  tr_restart_t restart;
+  uint64_t restarts;       /* successful restarts of this child */
+  uint64_t failed_starts;  /* restart attempts that failed */
+  uint64_t exits;          /* exits on its own (not stopped by us) */
+  tr_reason_t last_exit;   /* the latest of those (kind normal if none);
+                            * crashes carry the fault address and PC */
+} tr_sup_child_info_t;
+
+/* Copies up to cap children, in start order, into buf (the caller's) and
+ * sets *count to how many there are (so a short buf can be grown). */
+TR_EXTERN int tr_sup_which_children(tr_pid_t sup, tr_sup_child_info_t *buf,
+                                    size_t cap, size_t *count);
+/* One child by id (not simple_one_for_one: TR_ENOTSUP). TR_ENOENT. */
+TR_EXTERN int tr_sup_child_info(tr_pid_t sup, const char *id,
+                                tr_sup_child_info_t *info);
+
+typedef struct tr_sup_counts {
+  size_t specs;       /* children, running or not */
+  size_t active;      /* running */
+  size_t supervisors; /* of type supervisor, running or not */
+  size_t workers;     /* of type worker, running or not */
+  uint64_t restarts;  /* beyond OTP: restarts made since the start */
+} tr_sup_counts_t;
+
+TR_EXTERN int tr_sup_count_children(tr_pid_t sup, tr_sup_counts_t *counts);
+/* Copies the spec of child id (shutdown resolved, e.g. 5000 or INFINITY).
+ * Under simple_one_for_one the template's id gives the template. */
+TR_EXTERN int tr_sup_get_childspec(tr_pid_t sup, const char *id,
+                                   tr_child_spec_t *spec);
 
 #ifdef __cplusplus
 }

@@ -434,7 +434,8 @@ const void *tr_msg_data(const tr_msg_t *m, size_t *len) {
   return m->data;
 }
 
-const msgpack_object *tr_msg_obj(tr_msg_t *m) {
+const msgpack_object *tr_msg_obj(const tr_msg_t *cm) {
+  tr_msg_t *m = (tr_msg_t *)(uintptr_t)cm; /* the decode cache is not API state */
   if (m == NULL) return NULL;
   if (!m->decoded) {
     if (tr__codec_decode(m->data, m->len, &m->zone, &m->obj) != 0) return NULL;

@@ -115,6 +115,9 @@ static void stop_timeout_cb(uv_timer_t *h) {
   if (s->rt->attached) {
     tr__sched_drain(s);
     tr__runtime_check_stop(s);
+  } else {
+    uv_stop(s->loop); /* let tr_runtime_run reap now, not after the next
+                       * event (see tr__timer_cb) */
   }
 }
 

@@ -128,7 +128,13 @@ void tr__timer_cb(uv_timer_t *h) {
     fire(s, t);
   }
   rearm(s);
-  if (!s->rt->attached) return;
+  if (!s->rt->attached) {
+    /* Standalone: tr_runtime_run drains once uv_run returns. libuv < 1.45
+     * runs due timers before polling, so without this a wake-up here would
+     * wait in the poll for the next timer or I/O event. */
+    if (s->rq_head != NULL) uv_stop(s->loop);
+    return;
+  }
   tr__sched_drain(s); /* embedded: run the woken actors now */
   tr__runtime_check_stop(s);
 }
@@ -166,7 +172,6 @@ int tr_send_after(tr_pid_t to, uint64_t ms, const void *data, size_t len,
   if ((t->msg = tr__msg_new(TR_MSG_TIMER, data, len, 0)) == NULL) goto fail;
   if (tr__slots_alloc(&s->timer_refs, t, &idx, &gen) != 0) goto fail;
   t->ref = ((uint64_t)gen << 32) | idx;
-  t->msg->from = a->pid;
   t->msg->ref = t->ref;
   t->type = TR__TIMER_SEND;
   t->target = target;

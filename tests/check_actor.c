@@ -443,8 +443,11 @@ END_TEST
 
 #define MANY 100000
 
+/* Hot loops count failures and assert once: every passing ck_assert costs
+ * Check a write(2) to its report pipe. */
 typedef struct {
   int ran;
+  int failed;
   size_t count_after_spawn;
   size_t count_after_all;
 } many_t;
@@ -454,18 +457,21 @@ static void many_child(void *arg) { ((many_t *)arg)->ran++; }
 static void many_parent(void *arg) {
   many_t *t = arg;
   tr_runtime_t *rt = tr_runtime_current();
-  for (int i = 0; i < MANY; i++) TR_OK(tr_spawn(NULL, many_child, t, NULL, NULL));
+  for (int i = 0; i < MANY; i++)
+    if (tr_spawn(NULL, many_child, t, NULL, NULL) != 0) t->failed++;
   t->count_after_spawn = tr_runtime_actor_count(rt);
-  while (t->ran < MANY) TR_OK(tr_yield());
+  while (t->ran < MANY - t->failed)
+    if (tr_yield() != 0) t->failed++;
   t->count_after_all = tr_runtime_actor_count(rt);
 }
 
 START_TEST(test_100k_spawn_exit) {
   tr_runtime_t *rt = NULL;
-  many_t t = {0, 0, 0};
+  many_t t = {0, 0, 0, 0};
   TR_OK(tr_runtime_new(&rt, NULL));
   TR_OK(tr_spawn(rt, many_parent, &t, NULL, NULL));
   TR_OK(tr_runtime_run(rt));
+  ck_assert_int_eq(t.failed, 0);
   ck_assert_int_eq(t.ran, MANY);
   ck_assert_uint_eq(t.count_after_spawn, MANY + 1);
   ck_assert_uint_eq(t.count_after_all, 1); /* every child reaped */
@@ -490,7 +496,10 @@ static void parked_actor(void *arg) {
   tr_msg_t *m;
   const msgpack_object *o;
   parked.blocked++;
-  TR_OK(tr_recv(&m, -1));
+  if (tr_recv(&m, -1) != 0) {
+    parked.wrong++;
+    return;
+  }
   o = tr_msg_obj(m);
   if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       o->via.u64 != (uint64_t)idx)
@@ -514,7 +523,7 @@ static void releaser(void *arg) {
   for (int i = 0; i < MANY; i++) {
     sb.size = 0;
     msgpack_pack_uint32(&pk, (uint32_t)i);
-    TR_OK(tr_send(parked.pids[i], sb.data, sb.size));
+    if (tr_send(parked.pids[i], sb.data, sb.size) != 0) parked.wrong++;
   }
   msgpack_sbuffer_destroy(&sb);
 }
@@ -526,7 +535,9 @@ START_TEST(test_100k_blocked_in_recv) {
   ck_assert_ptr_nonnull(parked.pids);
   TR_OK(tr_runtime_new(&rt, NULL));
   for (int i = 0; i < MANY; i++)
-    TR_OK(tr_spawn(rt, parked_actor, (void *)(intptr_t)i, NULL, &parked.pids[i]));
+    if (tr_spawn(rt, parked_actor, (void *)(intptr_t)i, NULL, &parked.pids[i]))
+      parked.wrong++;
+  ck_assert_int_eq(parked.wrong, 0);
   TR_OK(tr_spawn(rt, releaser, NULL, NULL, NULL));
   TR_OK(tr_runtime_run(rt));
   ck_assert_uint_eq(parked.alive_seen, MANY + 1);
@@ -864,7 +875,10 @@ static void arena_actor(void *arg) {
   for (int i = 0; i < ARENA_ALLOCS; i++) {
     size_t sz = arena_size(i);
     p[i] = tr_arena_alloc(sz);
-    ck_assert_ptr_nonnull(p[i]);
+    if (p[i] == NULL) {
+      res->corrupted++;
+      return;
+    }
     if ((uintptr_t)p[i] % 16 != 0) res->misaligned++;
     memset(p[i], (unsigned char)i, sz); /* fills exactly what was asked */
     res->n++;

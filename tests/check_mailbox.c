@@ -1,0 +1,782 @@
+/* Check suite for mailboxes (mailbox/mailbox.c): validated sends, tagged
+ * and object sends, per-pair FIFO order, receive timeouts, selective
+ * receive, message ownership and the accessors. */
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "testutil.h"
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static const unsigned char ONE[] = {0x01};
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Packs an unsigned integer into buf (at most 9 bytes); returns the length. */
+static size_t pack_u64(unsigned char *buf, uint64_t v) {
+  /* By hand: a msgpack_sbuffer would malloc 8 KiB per message. */
+  if (v < 128) {
+    buf[0] = (unsigned char)v; /* positive fixint */
+    return 1;
+  }
+  buf[0] = 0xcf; /* uint 64, big-endian */
+  for (int i = 0; i < 8; i++) buf[1 + i] = (unsigned char)(v >> (56 - 8 * i));
+  return 9;
+}
+
+/* The unsigned integer body of m, or UINT64_MAX if it is something else. */
+static uint64_t msg_u64(tr_msg_t *m) {
+  const msgpack_object *o = tr_msg_obj(m);
+  if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return UINT64_MAX;
+  return o->via.u64;
+}
+
+/* The integer that follows the tag of a ["tag", int] message. */
+static int64_t tagged_int(tr_msg_t *m) {
+  const msgpack_object *o = tr_msg_obj(m);
+  ck_assert_ptr_nonnull(o);
+  ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
+  ck_assert_uint_ge(o->via.array.size, 2);
+  return o->via.array.ptr[1].via.i64;
+}
+
+static int str_eq(const msgpack_object *o, const char *s, size_t n) {
+  return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+         memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+  tr_pid_t sink;
+  int sink_got;      /* messages the sink received */
+  int sink_first_ok; /* the first one was the valid "end" marker */
+} bad_t;
+
+static void bad_sink(void *arg) {
+  bad_t *t = arg;
+  tr_msg_t *m;
+  while (tr_recv(&m, 50) == 0) {
+    if (t->sink_got++ == 0) t->sink_first_ok = tr_msg_is_tag(m, "end");
+    tr_msg_free(m);
+  }
+}
+
+static void bad_sender(void *arg) {
+  bad_t *t = arg;
+  static const unsigned char truncated[] = {0x92, 0x01};  /* [1, ? */
+  static const unsigned char trailing[] = {0x01, 0x02};   /* two values */
+  static const unsigned char never_used[] = {0xc1};
+  static const unsigned char short_str[] = {0xa5, 'a', 'b'};
+  static const unsigned char short_u32[] = {0xce, 0, 0};
+  const tr_pid_t to[2] = {tr_self(), t->sink};
+
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(tr_send(to[i], truncated, sizeof(truncated)), TR_EBADMSG);
+    ck_assert_int_eq(tr_send(to[i], trailing, sizeof(trailing)), TR_EBADMSG);
+    ck_assert_int_eq(tr_send(to[i], never_used, sizeof(never_used)), TR_EBADMSG);
+    ck_assert_int_eq(tr_send(to[i], short_str, sizeof(short_str)), TR_EBADMSG);
+    ck_assert_int_eq(tr_send(to[i], short_u32, sizeof(short_u32)), TR_EBADMSG);
+    ck_assert_int_eq(tr_send(to[i], NULL, 4), TR_EINVAL);
+    ck_assert_int_eq(tr_send(to[i], ONE, 0), TR_EINVAL);
+  }
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+  {
+    tr_msg_t *m = (tr_msg_t *)&m;
+    ck_assert_int_eq(tr_recv(&m, 0), TR_ETIMEDOUT);
+    ck_assert_ptr_null(m);
+  }
+  TR_OK(tr_send_tagged(t->sink, "end", ""));
+}
+
+START_TEST(test_send_validates) {
+  tr_runtime_t *rt = NULL;
+  bad_t t = {0, 0, 0};
+  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_spawn(rt, bad_sink, &t, NULL, &t.sink));
+  TR_OK(tr_spawn(rt, bad_sender, &t, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(t.sink_got, 1);
+  ck_assert_int_eq(t.sink_first_ok, 1);
+}
+END_TEST
+
+static void big_sender(void *arg) {
+  size_t n = TR_MSG_MAX + 1;
+  unsigned char *buf = malloc(n);
+  (void)arg;
+  ck_assert_ptr_nonnull(buf);
+  memset(buf, 0xc0, n); /* nil nil nil ...: too big before anything else */
+  ck_assert_int_eq(tr_send(tr_self(), buf, n), TR_EMSGSIZE);
+  free(buf);
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+}
+
+START_TEST(test_send_too_big) { tr_test_run(big_sender, NULL); }
+END_TEST
+
+static void obj_actor(void *arg) {
+  msgpack_object inner[6], kv_key, root;
+  msgpack_object_kv kv;
+  tr_msg_t *m;
+  const msgpack_object *got;
+  (void)arg;
+
+  inner[0].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+  inner[0].via.u64 = 1;
+  inner[1].type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+  inner[1].via.i64 = -2;
+  inner[2].type = MSGPACK_OBJECT_STR;
+  inner[2].via.str.ptr = "str";
+  inner[2].via.str.size = 3;
+  inner[3].type = MSGPACK_OBJECT_BOOLEAN;
+  inner[3].via.boolean = true;
+  inner[4].type = MSGPACK_OBJECT_NIL;
+  inner[5].type = MSGPACK_OBJECT_FLOAT64;
+  inner[5].via.f64 = 2.5;
+  kv_key.type = MSGPACK_OBJECT_STR;
+  kv_key.via.str.ptr = "k";
+  kv_key.via.str.size = 1;
+  kv.key = kv_key;
+  kv.val.type = MSGPACK_OBJECT_ARRAY;
+  kv.val.via.array.size = 6;
+  kv.val.via.array.ptr = inner;
+  root.type = MSGPACK_OBJECT_MAP;
+  root.via.map.size = 1;
+  root.via.map.ptr = &kv;
+
+  TR_OK(tr_send_obj(tr_self(), &root));
+  ck_assert_int_eq(tr_send_obj(tr_self(), NULL), TR_EINVAL);
+  ck_assert_uint_eq(tr_mailbox_len(), 1);
+  TR_OK(tr_recv(&m, 0));
+  ck_assert_int_eq(tr_msg_kind(m), TR_MSG_USER);
+  ck_assert_uint_eq(tr_msg_from(m), tr_self());
+  got = tr_msg_obj(m);
+  ck_assert_ptr_nonnull(got);
+  ck_assert(msgpack_object_equal(*got, root));
+  ck_assert_ptr_eq(tr_msg_obj(m), got); /* decoded once, stable */
+  tr_msg_free(m);
+}
+
+START_TEST(test_send_obj) { tr_test_run(obj_actor, NULL); }
+END_TEST
+
+static void tagged_actor(void *arg) {
+  static const unsigned char blob[] = {0, 1, 2, 0xff};
+  tr_msg_t *m;
+  const msgpack_object *o, *a;
+  tr_pid_t pid;
+  tr_pid_t me = tr_self();
+  size_t len;
+  (void)arg;
+
+  TR_OK(tr_send_tagged(me, "all", "iiudbbnsssSBp", (int64_t)-5, (int64_t)INT64_MAX,
+                       (uint64_t)UINT64_MAX, 3.25, 1, 0, "hello", "", (const char *)NULL,
+                       "a\0b", (size_t)3, blob, sizeof(blob), me));
+  /* An unknown letter: TR_EINVAL and nothing sent. */
+  ck_assert_int_eq(tr_send_tagged(me, "bad", "ix", (int64_t)1, 2), TR_EINVAL);
+  ck_assert_uint_eq(tr_mailbox_len(), 1);
+  TR_OK(tr_recv(&m, 0));
+  ck_assert(tr_msg_is_tag(m, "all"));
+  ck_assert(!tr_msg_is_tag(m, "al"));
+  ck_assert(!tr_msg_is_tag(m, "alll"));
+  o = tr_msg_obj(m);
+  ck_assert_ptr_nonnull(o);
+  ck_assert_int_eq(o->type, MSGPACK_OBJECT_ARRAY);
+  ck_assert_uint_eq(o->via.array.size, 14);
+  a = o->via.array.ptr;
+  ck_assert(str_eq(&a[0], "all", 3));
+  ck_assert_int_eq(a[1].type, MSGPACK_OBJECT_NEGATIVE_INTEGER);
+  ck_assert_int_eq(a[1].via.i64, -5);
+  ck_assert_int_eq(a[2].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+  ck_assert_uint_eq(a[2].via.u64, (uint64_t)INT64_MAX);
+  ck_assert_int_eq(a[3].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+  ck_assert_uint_eq(a[3].via.u64, UINT64_MAX);
+  ck_assert(a[4].type == MSGPACK_OBJECT_FLOAT64 || a[4].type == MSGPACK_OBJECT_FLOAT);
+  ck_assert(a[4].via.f64 == 3.25);
+  ck_assert_int_eq(a[5].type, MSGPACK_OBJECT_BOOLEAN);
+  ck_assert(a[5].via.boolean == true);
+  ck_assert_int_eq(a[6].type, MSGPACK_OBJECT_BOOLEAN);
+  ck_assert(a[6].via.boolean == false);
+  ck_assert_int_eq(a[7].type, MSGPACK_OBJECT_NIL);
+  ck_assert(str_eq(&a[8], "hello", 5));
+  ck_assert(str_eq(&a[9], "", 0));
+  ck_assert_int_eq(a[10].type, MSGPACK_OBJECT_NIL); /* s with NULL */
+  ck_assert(str_eq(&a[11], "a\0b", 3));
+  ck_assert_int_eq(a[12].type, MSGPACK_OBJECT_BIN);
+  ck_assert_uint_eq(a[12].via.bin.size, sizeof(blob));
+  ck_assert(memcmp(a[12].via.bin.ptr, blob, sizeof(blob)) == 0);
+  ck_assert_int_eq(a[13].type, MSGPACK_OBJECT_EXT);
+  ck_assert_int_eq(a[13].via.ext.type, TR_EXT_PID);
+  TR_OK(tr_obj_pid(&a[13], &pid));
+  ck_assert_uint_eq(pid, me);
+  /* The raw body is what tr_pack_tagged produces for the same input. */
+  {
+    void *data = NULL;
+    size_t plen = 0;
+    const void *raw = tr_msg_data(m, &len);
+    TR_OK(tr_pack_tagged(&data, &plen, "all", "iiudbbnsssSBp", (int64_t)-5,
+                         (int64_t)INT64_MAX, (uint64_t)UINT64_MAX, 3.25, 1, 0,
+                         "hello", "", (const char *)NULL, "a\0b", (size_t)3, blob,
+                         sizeof(blob), me));
+    ck_assert_uint_eq(len, plen);
+    ck_assert(memcmp(raw, data, len) == 0);
+    free(data);
+  }
+  tr_msg_free(m);
+
+  /* No arguments at all: a one-element array. */
+  TR_OK(tr_send_tagged(me, "solo", ""));
+  TR_OK(tr_recv(&m, 0));
+  o = tr_msg_obj(m);
+  ck_assert_uint_eq(o->via.array.size, 1);
+  ck_assert(tr_msg_is_tag(m, "solo"));
+  tr_msg_free(m);
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+}
+
+START_TEST(test_send_tagged_letters) { tr_test_run(tagged_actor, NULL); }
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* FIFO                                                                     */
+/* ------------------------------------------------------------------------ */
+
+#define FIFO_N 10000
+
+typedef struct {
+  tr_pid_t rx;
+  tr_pid_t tx[2];
+  uint64_t next[2]; /* next value expected from each sender */
+  int out_of_order;
+  int unknown;
+  int send_failed;
+} fifo_t;
+
+static void fifo_rx(void *arg) {
+  fifo_t *f = arg;
+  tr_msg_t *m;
+  for (int n = 0; n < 2 * FIFO_N; n++) {
+    if (tr_recv(&m, 5000) != 0) break;
+    int k = tr_msg_from(m) == f->tx[0] ? 0 : tr_msg_from(m) == f->tx[1] ? 1 : -1;
+    if (k < 0) f->unknown++;
+    else if (msg_u64(m) != f->next[k]++) f->out_of_order++;
+    tr_msg_free(m);
+  }
+}
+
+static void fifo_tx(void *arg) {
+  fifo_t *f = arg;
+  unsigned char buf[9];
+  for (uint64_t i = 0; i < FIFO_N; i++) {
+    if (tr_send(f->rx, buf, pack_u64(buf, i)) != 0) f->send_failed++;
+    if (i % 97 == 0 && tr_yield() != 0) f->send_failed++; /* interleave */
+  }
+}
+
+START_TEST(test_fifo_per_pair) {
+  tr_runtime_t *rt = NULL;
+  fifo_t f;
+  memset(&f, 0, sizeof(f));
+  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_spawn(rt, fifo_rx, &f, NULL, &f.rx));
+  TR_OK(tr_spawn(rt, fifo_tx, &f, NULL, &f.tx[0]));
+  TR_OK(tr_spawn(rt, fifo_tx, &f, NULL, &f.tx[1]));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(f.send_failed, 0);
+  ck_assert_int_eq(f.unknown, 0);
+  ck_assert_int_eq(f.out_of_order, 0);
+  ck_assert_uint_eq(f.next[0], FIFO_N);
+  ck_assert_uint_eq(f.next[1], FIFO_N);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Receive timeouts                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+  double waited_forever_ms; /* how long tr_recv(-1) blocked */
+  double timed_out_ms;      /* how long tr_recv(80) took to time out */
+  double sender_sent_at;    /* when the delayed sender sent */
+  double got_at;
+  tr_pid_t rx;
+} timeout_t;
+
+static void delayed_sender(void *arg) {
+  timeout_t *t = arg;
+  TR_OK(tr_sleep(40));
+  if (t->sender_sent_at == 0) t->sender_sent_at = now_ms();
+  TR_OK(tr_send(t->rx, ONE, sizeof(ONE)));
+}
+
+static void timeout_actor(void *arg) {
+  timeout_t *t = arg;
+  tr_msg_t *m = (tr_msg_t *)&m;
+  double t0;
+
+  /* Poll on an empty mailbox. */
+  t0 = now_ms();
+  ck_assert_int_eq(tr_recv(&m, 0), TR_ETIMEDOUT);
+  ck_assert_ptr_null(m);
+  ck_assert_double_lt(now_ms() - t0, 50);
+  ck_assert_int_eq(tr_recv(&m, -2), TR_EINVAL);
+  ck_assert_int_eq(tr_recv(NULL, 0), TR_EINVAL);
+  ck_assert_int_eq(tr_recv(NULL, -1), TR_EINVAL);
+
+  /* A finite wait times out after roughly that long. */
+  t0 = now_ms();
+  ck_assert_int_eq(tr_recv(&m, 80), TR_ETIMEDOUT);
+  t->timed_out_ms = now_ms() - t0;
+  ck_assert_ptr_null(m);
+
+  /* Poll with something queued returns it at once. */
+  TR_OK(tr_send(tr_self(), ONE, sizeof(ONE)));
+  TR_OK(tr_recv(&m, 0));
+  ck_assert_uint_eq(msg_u64(m), 1);
+  tr_msg_free(m);
+
+  /* -1 waits for as long as it takes. */
+  TR_OK(tr_spawn(NULL, delayed_sender, t, NULL, NULL));
+  t0 = now_ms();
+  TR_OK(tr_recv(&m, -1));
+  t->got_at = now_ms();
+  t->waited_forever_ms = t->got_at - t0;
+  ck_assert_uint_eq(msg_u64(m), 1);
+  tr_msg_free(m);
+
+  /* A finite wait that a message ends early. */
+  TR_OK(tr_spawn(NULL, delayed_sender, t, NULL, NULL));
+  t0 = now_ms();
+  TR_OK(tr_recv(&m, 5000));
+  ck_assert_double_lt(now_ms() - t0, 2000);
+  tr_msg_free(m);
+  /* And its timer is gone: a later poll is a plain poll. */
+  ck_assert_int_eq(tr_recv(&m, 0), TR_ETIMEDOUT);
+}
+
+START_TEST(test_recv_timeouts) {
+  tr_runtime_t *rt = NULL;
+  timeout_t t;
+  memset(&t, 0, sizeof(t));
+  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_spawn(rt, timeout_actor, &t, NULL, &t.rx));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_double_ge(t.timed_out_ms, 80 - 1);
+  ck_assert_double_lt(t.timed_out_ms, 80 + 1000);
+  ck_assert_double_ge(t.waited_forever_ms, 40 - 1);
+  ck_assert_double_ge(t.got_at, t.sender_sent_at);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Selective receive                                                        */
+/* ------------------------------------------------------------------------ */
+
+static int match_int(const tr_msg_t *m, void *arg) {
+  /* tr_msg_obj needs a mutable message; read the raw body instead. */
+  size_t len;
+  const unsigned char *d = tr_msg_data(m, &len);
+  const unsigned char *want = arg;
+  /* ["x", n] with n < 128: 0x92 0xa1 'x' n */
+  return len == 4 && d[0] == 0x92 && d[3] == *want;
+}
+
+static void selective_actor(void *arg) {
+  tr_pid_t me = tr_self();
+  tr_msg_t *m;
+  unsigned char want;
+  (void)arg;
+  TR_OK(tr_send_tagged(me, "a", "i", (int64_t)1));
+  TR_OK(tr_send_tagged(me, "b", "i", (int64_t)2));
+  TR_OK(tr_send_tagged(me, "a", "i", (int64_t)3));
+  TR_OK(tr_send_tagged(me, "c", "i", (int64_t)4));
+  TR_OK(tr_send_tagged(me, "b", "i", (int64_t)5));
+  TR_OK(tr_send_tagged(me, "c", "i", (int64_t)6));
+  ck_assert_uint_eq(tr_mailbox_len(), 6);
+
+  TR_OK(tr_recv_tag(&m, "b", 0));
+  ck_assert_int_eq(tagged_int(m), 2);
+  tr_msg_free(m);
+  want = 4;
+  TR_OK(tr_recv_match(&m, match_int, &want, 0));
+  ck_assert_int_eq(tagged_int(m), 4);
+  tr_msg_free(m);
+  ck_assert_uint_eq(tr_mailbox_len(), 4);
+
+  /* No match: timeout, nothing consumed or reordered. */
+  ck_assert_int_eq(tr_recv_tag(&m, "zzz", 0), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_recv_tag(&m, "zzz", 20), TR_ETIMEDOUT);
+  want = 99;
+  ck_assert_int_eq(tr_recv_match(&m, match_int, &want, 10), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_recv_tag(&m, "", 0), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_recv_tag(&m, NULL, 0), TR_EINVAL);
+  ck_assert_int_eq(tr_recv_match(&m, NULL, NULL, 0), TR_EINVAL);
+  ck_assert_int_eq(tr_recv_tag(NULL, "a", 0), TR_EINVAL);
+  ck_assert_int_eq(tr_recv_tag(&m, "a", -7), TR_EINVAL);
+  ck_assert_uint_eq(tr_mailbox_len(), 4);
+
+  /* The rest in arrival order. */
+  for (int64_t want_v = 1; want_v <= 6; want_v++) {
+    if (want_v == 2 || want_v == 4) continue;
+    TR_OK(tr_recv(&m, 0));
+    ck_assert_int_eq(tagged_int(m), want_v);
+    tr_msg_free(m);
+  }
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+}
+
+START_TEST(test_selective_order) { tr_test_run(selective_actor, NULL); }
+END_TEST
+
+typedef struct {
+  tr_pid_t rx;
+  int64_t got[8];
+  int n;
+} sel_wait_t;
+
+static void sel_feeder(void *arg) {
+  sel_wait_t *t = arg;
+  for (int64_t i = 1; i <= 3; i++) {
+    TR_OK(tr_send_tagged(t->rx, "noise", "i", i));
+    TR_OK(tr_yield());
+  }
+  TR_OK(tr_sleep(10));
+  TR_OK(tr_send_tagged(t->rx, "noise", "i", (int64_t)4));
+  TR_OK(tr_send_tagged(t->rx, "go", "i", (int64_t)100));
+  TR_OK(tr_send_tagged(t->rx, "noise", "i", (int64_t)5));
+}
+
+/* Blocks in a selective receive while non-matching messages trickle in. */
+static void sel_waiter(void *arg) {
+  sel_wait_t *t = arg;
+  tr_msg_t *m;
+  TR_OK(tr_spawn(NULL, sel_feeder, t, NULL, NULL));
+  TR_OK(tr_recv_tag(&m, "go", 5000));
+  t->got[t->n++] = tagged_int(m);
+  tr_msg_free(m);
+  TR_OK(tr_sleep(5)); /* let the last noise arrive */
+  while (tr_recv(&m, 0) == 0) {
+    ck_assert(tr_msg_is_tag(m, "noise"));
+    t->got[t->n++] = tagged_int(m);
+    tr_msg_free(m);
+  }
+}
+
+START_TEST(test_selective_wait) {
+  sel_wait_t t;
+  tr_runtime_t *rt = NULL;
+  memset(&t, 0, sizeof(t));
+  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_spawn(rt, sel_waiter, &t, NULL, &t.rx));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(t.n, 6);
+  ck_assert_int_eq(t.got[0], 100);
+  for (int i = 1; i < 6; i++) ck_assert_int_eq(t.got[i], i);
+}
+END_TEST
+
+#define SCAN_N 1000000
+
+typedef struct {
+  int send_failed;
+  int out_of_order;
+  uint64_t received;
+  size_t len_before, len_after_match;
+  int matched_ok;
+} scan_t;
+
+/* Fills its own mailbox with SCAN_N non-matching messages and one matching
+ * one, takes the match, then drains the rest checking their order. */
+static void scan_actor(void *arg) {
+  scan_t *t = arg;
+  tr_pid_t me = tr_self();
+  unsigned char buf[9];
+  tr_msg_t *m;
+  for (uint64_t i = 0; i < SCAN_N; i++)
+    if (tr_send(me, buf, pack_u64(buf, i)) != 0) t->send_failed++;
+  TR_OK(tr_send_tagged(me, "needle", "i", (int64_t)7));
+  t->len_before = tr_mailbox_len();
+  TR_OK(tr_recv_tag(&m, "needle", 0));
+  t->matched_ok = tagged_int(m) == 7;
+  tr_msg_free(m);
+  t->len_after_match = tr_mailbox_len();
+  while (tr_recv(&m, 0) == 0) {
+    if (msg_u64(m) != t->received) t->out_of_order++;
+    t->received++;
+    tr_msg_free(m);
+  }
+}
+
+START_TEST(test_selective_million) {
+  scan_t t;
+  memset(&t, 0, sizeof(t));
+  tr_test_run(scan_actor, &t);
+  ck_assert_int_eq(t.send_failed, 0);
+  ck_assert_uint_eq(t.len_before, SCAN_N + 1);
+  ck_assert_int_eq(t.matched_ok, 1);
+  ck_assert_uint_eq(t.len_after_match, SCAN_N);
+  ck_assert_uint_eq(t.received, SCAN_N);
+  ck_assert_int_eq(t.out_of_order, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Ownership                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Receives messages and keeps them, leaves more queued, then exits in the
+ * way arg says; the runtime must free all of them (ASan/valgrind check). */
+static void hoarder(void *arg) {
+  int how = (int)(intptr_t)arg;
+  tr_msg_t *m, *held[100];
+  for (int i = 0; i < 200; i++)
+    TR_OK(tr_send_tagged(tr_self(), "keep", "iS", (int64_t)i, "payload", (size_t)7));
+  for (int i = 0; i < 100; i++) {
+    TR_OK(tr_recv(&held[i], 0));
+    ck_assert_ptr_nonnull(tr_msg_obj(held[i])); /* decoded: owns a zone */
+  }
+  ck_assert_uint_eq(tr_mailbox_len(), 100);
+  /* Freeing from the middle and both ends keeps the others intact. */
+  tr_msg_free(held[50]);
+  tr_msg_free(held[0]);
+  tr_msg_free(held[99]);
+  for (int i = 1; i < 99; i++)
+    if (i != 50) ck_assert_int_eq(tagged_int(held[i]), i);
+  if (how == 1) tr_exit_error(1, "with messages held");
+  if (how == 2) tr_recv_tag(&m, "never", -1); /* killed here */
+}
+
+static void hoard_driver(void *arg) {
+  tr_pid_t p[3];
+  tr_ref_t r[3];
+  tr_msg_t *m;
+  (void)arg;
+  for (int i = 0; i < 3; i++)
+    TR_OK(tr_spawn_monitor(hoarder, (void *)(intptr_t)i, &p[i], &r[i]));
+  TR_OK(tr_yield());
+  TR_OK(tr_exit_pid(NULL, p[2], TR_REASON_KILL));
+  for (int i = 0; i < 3; i++) {
+    TR_OK(tr_recv(&m, 5000));
+    ck_assert_int_eq(tr_msg_kind(m), TR_MSG_DOWN);
+    tr_msg_free(m);
+  }
+}
+
+START_TEST(test_unfreed_released_on_exit) {
+  tr_runtime_t *rt = NULL;
+  tr_test_run(hoard_driver, NULL);
+  /* Also with the actors still alive when the runtime is freed. */
+  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_spawn(rt, hoarder, (void *)(intptr_t)2, NULL, NULL));
+  ck_assert_int_eq(tr_runtime_run(rt), TR_EDEADLK);
+  ck_assert_uint_eq(tr_runtime_actor_count(rt), 1);
+  TR_OK(tr_runtime_free(rt));
+}
+END_TEST
+
+START_TEST(test_accessors_null) {
+  size_t len = 99;
+  tr_reason_t r;
+  tr_msg_free(NULL);
+  ck_assert_int_eq(tr_msg_kind(NULL), TR_MSG_USER);
+  ck_assert_uint_eq(tr_msg_from(NULL), TR_PID_NONE);
+  ck_assert_uint_eq(tr_msg_ref(NULL), 0);
+  ck_assert_ptr_null(tr_msg_data(NULL, &len));
+  ck_assert_uint_eq(len, 0);
+  ck_assert_ptr_null(tr_msg_data(NULL, NULL));
+  ck_assert_ptr_null(tr_msg_obj(NULL));
+  ck_assert_int_eq(tr_msg_reason(NULL, &r), TR_EINVAL);
+  ck_assert_int_eq(tr_msg_is_tag(NULL, "x"), 0);
+}
+END_TEST
+
+static void accessor_actor(void *arg) {
+  tr_msg_t *m;
+  tr_reason_t r;
+  size_t len = 0;
+  const unsigned char *d;
+  (void)arg;
+  TR_OK(tr_send_tagged(tr_self(), "t", "i", (int64_t)3));
+  TR_OK(tr_recv(&m, 0));
+  ck_assert_int_eq(tr_msg_kind(m), TR_MSG_USER);
+  ck_assert_uint_eq(tr_msg_from(m), tr_self());
+  ck_assert_uint_eq(tr_msg_ref(m), 0);
+  d = tr_msg_data(m, &len);
+  ck_assert_uint_eq(len, 4);
+  ck_assert(d[0] == 0x92 && d[1] == 0xa1 && d[2] == 't' && d[3] == 3);
+  ck_assert_ptr_eq(tr_msg_data(m, NULL), d);
+  ck_assert_int_eq(tr_msg_reason(m, &r), TR_EINVAL); /* not EXIT/DOWN */
+  ck_assert_int_eq(tr_msg_reason(m, NULL), TR_EINVAL);
+  ck_assert_int_eq(tr_msg_is_tag(m, NULL), 0);
+  tr_msg_free(m);
+}
+
+START_TEST(test_accessors) { tr_test_run(accessor_actor, NULL); }
+END_TEST
+
+static void len_actor(void *arg) {
+  tr_msg_t *m;
+  (void)arg;
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+  for (int i = 0; i < 3; i++) TR_OK(tr_send(tr_self(), ONE, sizeof(ONE)));
+  ck_assert_uint_eq(tr_mailbox_len(), 3);
+  TR_OK(tr_recv(&m, 0));
+  ck_assert_uint_eq(tr_mailbox_len(), 2); /* held messages do not count */
+  tr_msg_free(m);
+  ck_assert_uint_eq(tr_mailbox_len(), 2);
+  TR_OK(tr_recv(&m, 0));
+  tr_msg_free(m);
+  TR_OK(tr_recv(&m, 0));
+  tr_msg_free(m);
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+}
+
+START_TEST(test_mailbox_len) {
+  ck_assert_uint_eq(tr_mailbox_len(), 0); /* outside an actor */
+  tr_test_run(len_actor, NULL);
+}
+END_TEST
+
+static void quick_exit_actor(void *arg) { (void)arg; }
+
+static void dead_target_actor(void *arg) {
+  tr_pid_t dead;
+  tr_ref_t ref;
+  tr_msg_t *m;
+  msgpack_object nil;
+  (void)arg;
+  nil.type = MSGPACK_OBJECT_NIL;
+  TR_OK(tr_spawn_monitor(quick_exit_actor, NULL, &dead, &ref));
+  TR_OK(tr_recv(&m, 5000));
+  ck_assert_int_eq(tr_msg_kind(m), TR_MSG_DOWN);
+  tr_msg_free(m);
+  ck_assert(!tr_is_alive(dead));
+  ck_assert_int_eq(tr_send(dead, ONE, sizeof(ONE)), 0);
+  ck_assert_int_eq(tr_send_obj(dead, &nil), 0);
+  ck_assert_int_eq(tr_send_tagged(dead, "t", "i", (int64_t)1), 0);
+  /* Validation still comes first. */
+  ck_assert_int_eq(tr_send(dead, ONE, 0), TR_EINVAL);
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+}
+
+START_TEST(test_send_to_dead) { tr_test_run(dead_target_actor, NULL); }
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Sends from outside, timers                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+  int n;
+  tr_pid_t from[2];
+  uint64_t val[2];
+} host_rx_t;
+
+static void host_rx(void *arg) {
+  host_rx_t *t = arg;
+  tr_msg_t *m;
+  while (tr_recv(&m, 0) == 0) {
+    t->from[t->n] = tr_msg_from(m);
+    t->val[t->n] = msg_u64(m);
+    t->n++;
+    tr_msg_free(m);
+  }
+}
+
+START_TEST(test_runtime_send) {
+  tr_runtime_t *rt = NULL;
+  host_rx_t t;
+  tr_pid_t pid;
+  unsigned char buf[9];
+  static const unsigned char bad[] = {0x92, 0x01};
+  memset(&t, 0, sizeof(t));
+  ck_assert_int_eq(tr_runtime_send(NULL, 1, ONE, sizeof(ONE)), TR_EINVAL);
+  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_spawn(rt, host_rx, &t, NULL, &pid));
+  TR_OK(tr_runtime_send(rt, pid, buf, pack_u64(buf, 11)));
+  ck_assert_int_eq(tr_runtime_send(rt, pid, bad, sizeof(bad)), TR_EBADMSG);
+  TR_OK(tr_runtime_send(rt, pid, buf, pack_u64(buf, 22)));
+  TR_OK(tr_runtime_run(rt));
+  /* Dead now: a silent no-op. */
+  ck_assert_int_eq(tr_runtime_send(rt, pid, ONE, sizeof(ONE)), 0);
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(t.n, 2);
+  ck_assert_uint_eq(t.from[0], TR_PID_NONE);
+  ck_assert_uint_eq(t.from[1], TR_PID_NONE);
+  ck_assert_uint_eq(t.val[0], 11);
+  ck_assert_uint_eq(t.val[1], 22);
+}
+END_TEST
+
+static void timer_kind_actor(void *arg) {
+  tr_ref_t ref = 0;
+  tr_msg_t *m;
+  size_t len;
+  const unsigned char *d;
+  unsigned char body[9];
+  size_t blen = pack_u64(body, 4242);
+  (void)arg;
+  TR_OK(tr_send_after(tr_self(), 5, body, blen, &ref));
+  ck_assert_uint_ne(ref, 0);
+  TR_OK(tr_recv(&m, 5000));
+  ck_assert_int_eq(tr_msg_kind(m), TR_MSG_TIMER);
+  ck_assert_uint_eq(tr_msg_ref(m), ref);
+  ck_assert_uint_eq(tr_msg_from(m), TR_PID_NONE); /* only USER/CALL have one */
+  d = tr_msg_data(m, &len);
+  ck_assert_uint_eq(len, blen);
+  ck_assert(memcmp(d, body, blen) == 0);
+  ck_assert_uint_eq(msg_u64(m), 4242);
+  tr_msg_free(m);
+}
+
+START_TEST(test_timer_kind) { tr_test_run(timer_kind_actor, NULL); }
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *suite_mailbox(void) {
+  Suite *s = suite_create("mailbox");
+  TCase *send = tcase_create("send");
+  TCase *recv = tcase_create("recv");
+  TCase *own = tcase_create("ownership");
+
+  tcase_add_test(send, test_send_validates);
+  tcase_add_test(send, test_send_too_big);
+  tcase_add_test(send, test_send_obj);
+  tcase_add_test(send, test_send_tagged_letters);
+  tcase_add_test(send, test_fifo_per_pair);
+  tcase_add_test(send, test_send_to_dead);
+  tcase_add_test(send, test_runtime_send);
+  tcase_add_test(send, test_timer_kind);
+  suite_add_tcase(s, send);
+
+  tcase_set_timeout(recv, 120);
+  tcase_add_test(recv, test_recv_timeouts);
+  tcase_add_test(recv, test_selective_order);
+  tcase_add_test(recv, test_selective_wait);
+  tcase_add_test(recv, test_selective_million);
+  suite_add_tcase(s, recv);
+
+  tcase_add_test(own, test_unfreed_released_on_exit);
+  tcase_add_test(own, test_accessors_null);
+  tcase_add_test(own, test_accessors);
+  tcase_add_test(own, test_mailbox_len);
+  suite_add_tcase(s, own);
+  return s;
+}
+
+TR_TEST_MAIN(suite_mailbox)
