@@ -71,6 +71,7 @@ static void actor_main(void *arg) {
   } else {
     /* Back from the fault handler: a->reason was filled in there. The
      * signal stays blocked after siglongjmp(env, 0); unblock it. */
+    tr__fiber_unwound(a);
     pthread_sigmask(SIG_SETMASK, &s->sigmask, NULL);
   }
   a->fault_env = NULL;
@@ -164,7 +165,12 @@ int tr_spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
   tr__actor_t *parent = tr__current();
   tr__actor_t *a = NULL;
   tr__sched_t *s;
-  int err;
+  int err = 0;
+  /* From an actor, spawn is a runtime entry point like send and receive:
+   * the stack reserve is enforced and its code counts as runtime code. */
+  tr__actor_t *entered __attribute__((cleanup(tr__actor_leave))) =
+      parent != NULL ? tr__actor_enter(&err) : NULL;
+  (void)entered;
   if (rt == NULL && parent != NULL) rt = parent->s->rt;
   if (parent != NULL && parent->s->rt != rt) return TR_EINVAL;
   if (parent == NULL && prev != NULL && prev->in_cleanup) return TR_ECLEANUP;

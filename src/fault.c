@@ -27,6 +27,15 @@
 
 #include "fault.h"
 
+#if defined(__has_include)
+#if __has_include(<gnu/lib-names.h>)
+#include <gnu/lib-names.h> /* LIBC_SO */
+#endif
+#endif
+#ifndef LIBC_SO
+#define LIBC_SO "libc.so.6"
+#endif
+
 #ifndef AT_MINSIGSTKSZ
 #define AT_MINSIGSTKSZ 51
 #endif
@@ -50,7 +59,7 @@ typedef struct {
   uintptr_t lo, hi;
 } range_t;
 
-#define MAX_RANGES 64
+#define MAX_RANGES 128
 static range_t fatal_text[MAX_RANGES];
 static int n_fatal_text;
 static range_t pure_text[MAX_RANGES];
@@ -105,13 +114,14 @@ static void *fde_func(uintptr_t pc) {
   return b.func;
 }
 
-/* Records the exact text of one libc function as recoverable. */
-static void add_pure(const char *name) {
-  void *fn = dlsym(RTLD_DEFAULT, name);
+/* Records the exact text of one function as recoverable (once). */
+static void add_pure(void *fn) {
   void *start;
   uintptr_t end;
   if (fn == NULL || n_pure_text == MAX_RANGES) return;
   if ((start = fde_func((uintptr_t)fn)) == NULL) return;
+  for (int i = 0; i < n_pure_text; i++)
+    if (pure_text[i].lo == (uintptr_t)start) return;
   for (end = (uintptr_t)fn; end < (uintptr_t)fn + 65536; end += 16)
     if (fde_func(end) != start) break;
   pure_text[n_pure_text].lo = (uintptr_t)start;
@@ -121,7 +131,10 @@ static void add_pure(const char *name) {
 
 /* libc functions that take no locks and keep no state: a fault inside them
  * (strlen(NULL) called by actor code) is the caller's fault and safe to
- * recover from. Everything else in libc (malloc, stdio, ...) is fatal. */
+ * recover from. Everything else in libc (malloc, stdio, ...) is fatal.
+ * Each name is looked up twice: the global definition (which may be a
+ * sanitizer's interceptor) and libc's own (the IFUNC-selected variant the
+ * interceptor calls), so that both are covered with or without ASan. */
 static void collect_pure(void) {
   static const char *const pure[] = {
       "strlen", "strnlen", "strcmp", "strncmp", "strcasecmp", "strncasecmp",
@@ -130,7 +143,12 @@ static void collect_pure(void) {
       "strpbrk", "memcpy", "memmove", "memset", "memcmp", "memchr",
       "memrchr", "rawmemchr", "bcmp", "wcslen", "wcscmp", "wmemset",
       "__memcpy_chk", "__memmove_chk", "__memset_chk", "__strcpy_chk"};
-  for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++) add_pure(pure[i]);
+  void *libc = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
+  for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++) {
+    add_pure(dlsym(RTLD_DEFAULT, pure[i]));
+    if (libc != NULL) add_pure(dlsym(libc, pure[i]));
+  }
+  if (libc != NULL) dlclose(libc);
 }
 
 int tr__fault_pc_fatal(uintptr_t pc) {
