@@ -161,6 +161,9 @@ struct tr__actor {
   void *arena;                 /* list of arena blocks */
   tr__actor_t *top_next, *top_prev; /* top-level list (stop order) */
   tr__actor_t *dying_next;
+  tr_pid_t parent;  /* supervisor/: who awaits its init ack (tr_sup_init_ack) */
+  struct tr__io_handle *io_handles; /* I/O handles it owns (src/io_core.c) */
+  struct tr__io_op *io_ops;         /* I/O requests it waits for */
 #ifdef TR_TSAN
   void *tsan_fiber;
 #endif
@@ -207,6 +210,7 @@ struct tr__sched {
   size_t altstack_size;
   stack_t prev_altstack;
   int faults_installed;
+  struct tr__io_sched *io;  /* I/O state, created at first use (io_core.c) */
 #ifdef TR_ASAN
   const void *main_stack_bottom;
   size_t main_stack_size;
@@ -272,6 +276,7 @@ void tr__rq_remove(tr__sched_t *s, tr__actor_t *a);
 _Noreturn void tr__sched_exit_current(tr__sched_t *s, tr__actor_t *a);
 void tr__sched_entered(tr__sched_t *s, tr__actor_t *a);
 void tr__fiber_destroy(tr__actor_t *a);
+void tr__fiber_unwound(tr__actor_t *a);
 int tr__sched_init(tr__sched_t *s, tr_runtime_t *rt, uv_loop_t *loop);
 void tr__sched_close_handles(tr__sched_t *s);
 void tr__sched_destroy(tr__sched_t *s);
@@ -297,6 +302,12 @@ void tr__registry_destroy(tr__sched_t *s);
 
 /* ledger.c */
 void tr__ledger_release(tr__actor_t *a);
+
+/* io_core.c: closes an exiting actor's handles and detaches its pending
+ * requests (called from tr__ledger_release); frees a scheduler's I/O state
+ * (tr__sched_destroy). */
+void tr__io_release(tr__actor_t *a);
+void tr__io_destroy(tr__sched_t *s);
 
 /* timer.c */
 uint64_t tr__now_ms(void);
