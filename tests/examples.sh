@@ -16,4 +16,13 @@ expect hello_actors "all actors exited"
 expect first_program "hello, world"
 expect first_program "crasher died: segv"
 expect counter_server "total 6"
+# The supervision demo (the README's first command): every crash kind and
+# an escalation show up in its summary, and it exits 0 by itself.
+demo=$("$b/supervision_demo" --seed 1 2>&1) || { echo "FAIL: supervision_demo exited $?"; fail=1; }
+for want in "stack_overflow" "segv" "fpe" "abort" "escalation" "final tree"; do
+  case "$demo" in
+    *"$want"*) echo "ok: supervision_demo summary has '$want'" ;;
+    *) echo "FAIL: supervision_demo summary lacks '$want'"; fail=1 ;;
+  esac
+done
 exit $fail
