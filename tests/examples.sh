@@ -19,10 +19,12 @@ expect counter_server "total 6"
 # The supervision demo (the README's first command): every crash kind and
 # an escalation show up in its summary, and it exits 0 by itself.
 demo=$("$b/supervision_demo" --seed 1 2>&1) || { echo "FAIL: supervision_demo exited $?"; fail=1; }
-for want in "stack_overflow" "segv" "fpe" "abort" "escalation" "final tree"; do
-  case "$demo" in
-    *"$want"*) echo "ok: supervision_demo summary has '$want'" ;;
-    *) echo "FAIL: supervision_demo summary lacks '$want'"; fail=1 ;;
-  esac
+for want in "stack_overflow  *[1-9]" "segv  *[1-9]" "fpe  *[1-9]" \
+            "abort  *[1-9]" " [1-9][0-9]* escalation" "final tree"; do
+  if printf '%s\n' "$demo" | grep -q -- "$want"; then
+    echo "ok: supervision_demo summary matches '$want'"
+  else
+    echo "FAIL: supervision_demo summary lacks '$want'"; fail=1
+  fi
 done
 exit $fail
