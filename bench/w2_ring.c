@@ -1,0 +1,78 @@
+/*
+ * W2 — ring (Armstrong): 1000 actors in a ring pass a token (a hop
+ * counter) for 1000 laps; each hop is a receive and a send (bench.md).
+ */
+#include "bench_util.h"
+
+#include "troupe.h"
+
+#define NODES 1000
+
+static tr_pid_t ring[NODES];
+static uint64_t total_hops, final_count, t0, t1;
+
+static size_t pack_uint(unsigned char *b, uint64_t v) {
+  int i;
+  b[0] = 0xcf; /* uint64, fixed width: the message size never changes */
+  for (i = 0; i < 8; i++) b[1 + i] = (unsigned char)(v >> (56 - 8 * i));
+  return 9;
+}
+
+static uint64_t unpack_uint(const unsigned char *b) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | b[1 + i];
+  return v;
+}
+
+static void node(void *arg) {
+  size_t me = (size_t)(uintptr_t)arg;
+  tr_pid_t next = ring[(me + 1) % NODES];
+  unsigned char buf[9];
+  for (;;) {
+    tr_msg_t *m;
+    uint64_t hops;
+    if (tr_recv(&m, -1) != 0) return;
+    hops = unpack_uint(tr_msg_data(m, NULL));
+    tr_msg_free(m);
+    if (hops == total_hops) { /* the last hop arrived: stop everyone */
+      t1 = bench_now_ns();
+      final_count = hops;
+      for (size_t i = 0; i < NODES; i++)
+        if (i != me) tr_exit_pid(NULL, ring[i], TR_REASON_SHUTDOWN);
+      return;
+    }
+    tr_send(next, buf, pack_uint(buf, hops + 1));
+  }
+}
+
+static void starter(void *arg) {
+  unsigned char buf[9];
+  tr_spawn_opts_t o;
+  (void)arg;
+  tr_spawn_opts_init(&o);
+  o.stack_size = 64 * 1024;
+  for (size_t i = 0; i < NODES; i++)
+    tr_spawn(NULL, node, (void *)(uintptr_t)i, &o, &ring[i]);
+  tr_yield(); /* all nodes start and block in tr_recv (they read ring[] once
+               * started, after every pid is known) */
+  t0 = bench_now_ns();
+  tr_send(ring[0], buf, pack_uint(buf, 0));
+}
+
+int main(int argc, char **argv) {
+  bench_args_t a;
+  tr_runtime_t *rt;
+  bench_parse(argc, argv, &a);
+  total_hops = (uint64_t)NODES * (a.quick ? 100 : 1000);
+  if (tr_runtime_new(&rt, NULL) != 0) return 1;
+  tr_spawn(rt, starter, NULL, NULL, NULL);
+  if (tr_runtime_run(rt) != 0) return 1;
+  tr_runtime_free(rt);
+  if (final_count != total_hops) {
+    fprintf(stderr, "W2: checksum mismatch %llu != %llu\n",
+            (unsigned long long)final_count, (unsigned long long)total_hops);
+    return 1;
+  }
+  bench_result("W2", a.threads, (double)(t1 - t0) / (double)total_hops, "ns/hop");
+  return 0;
+}
