@@ -4,10 +4,11 @@
  * Each size class (a power of two between TR_STACK_SIZE_MIN and MAX) carves
  * slots [guard][usable] from its own chunks with a bump pointer. A chunk is
  * 64 MiB of MAP_NORESERVE address space (at least CHUNK_MIN_SLOTS slots for
- * big stacks): with MADV_GUARD_INSTALL guards a chunk stays one VMA, so a
- * million 64 KiB stacks cost ~1000 VMAs of the 65530 a process may have,
- * while the unused tail of the newest chunk costs only address space (pages
- * are faulted in when touched). Chunks are only unmapped by
+ * big stacks): with MADV_GUARD_INSTALL guards a chunk stays one VMA (and
+ * adjacent chunks usually merge), so a million 64 KiB stacks cost at most
+ * ~1000 of the 65530 VMAs a process may have, while the unused tail of the
+ * newest chunk costs only address space (pages are faulted in on touch).
+ * Bigger chunks would save few VMAs; smaller ones would cost more mmaps. Chunks are only unmapped by
  * tr__stack_pool_free.
  *
  * Free slots are kept per class in a ring of slot pointers outside the
@@ -28,6 +29,7 @@
 #include "stack.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -137,14 +139,22 @@ static size_t mprotect_limit(void) {
   return room > 0 ? (size_t)room / 2 : 0;
 }
 
-/* Nonzero if madvise(MADV_GUARD_INSTALL) works here (Linux >= 6.13). */
+/* Nonzero if madvise(MADV_GUARD_INSTALL) works here (Linux >= 6.13).
+ * Success of the madvise call is not enough (emulators such as qemu-user
+ * accept unknown advice and do nothing), so the guard is also checked
+ * without a signal: the kernel must refuse to read it for write(2). */
 static int probe_guard_install(void) {
   char *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  int ok;
+  int fd[2], ok = 0;
 
   if (p == MAP_FAILED) return 0;
-  ok = madvise(p, page_size, MADV_GUARD_INSTALL) == 0;
+  if (madvise(p, page_size, MADV_GUARD_INSTALL) == 0 &&
+      pipe2(fd, O_CLOEXEC) == 0) {
+    ok = write(fd[1], p, 1) < 0 && errno == EFAULT;
+    close(fd[0]);
+    close(fd[1]);
+  }
   munmap(p, 2 * page_size);
   return ok;
 }
