@@ -71,6 +71,9 @@ void tr__ledger_release(tr__actor_t *a) {
     d->fn(d->arg);
     free(d);
   }
+  /* Then the libuv handles and requests (after the cleanups, which may
+   * still use them): closed and detached, never left to a dead stack. */
+  if (a->io_handles != NULL || a->io_ops != NULL) tr__io_release(a);
   for (b = a->arena; b != NULL; b = n) {
     n = b->next;
     free(b);

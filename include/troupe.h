@@ -464,12 +464,15 @@ typedef uint64_t tr_io_t;
  * on the runtime's thread (e.g. from a tr_defer cleanup). */
 TR_EXTERN int tr_io_close(tr_io_t h);
 /* Makes pid (a live actor of the caller's runtime) the owner of h; h then
- * lives and dies with pid. TR_ENOPROC if pid is dead. Tell the new owner by
- * message; until it has been given, the new owner cannot use h. */
+ * lives and dies with pid, and the caller can no longer use it. TR_ENOPROC
+ * if pid is dead (h stays the caller's). A child spawned by the caller owns
+ * h when it first runs if given before the caller blocks; otherwise tell
+ * the new owner by message. */
 TR_EXTERN int tr_io_give(tr_io_t h, tr_pid_t pid);
 /* Owner of h, or TR_PID_NONE if h is not open. Runtime thread only. */
 TR_EXTERN tr_pid_t tr_io_owner(tr_io_t h);
-/* Local address / local port / peer address of a TCP or UDP handle. */
+/* Local address / peer address of a TCP or UDP handle; tr_io_port returns
+ * the local port (> 0) or an error. */
 TR_EXTERN int tr_io_sockname(tr_io_t h, struct sockaddr_storage *addr);
 TR_EXTERN int tr_io_port(tr_io_t h);
 TR_EXTERN int tr_io_peername(tr_io_t h, struct sockaddr_storage *addr);

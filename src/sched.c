@@ -182,6 +182,19 @@ void tr__sched_entered(tr__sched_t *s, tr__actor_t *a) {
   (void)a;
 }
 
+/* Called in a's top frame right after the fault handler's siglongjmp: the
+ * frames it skipped are dead. ASan cannot unpoison them itself (its
+ * siglongjmp hook runs on the signal stack and only knows the thread's own
+ * stack), so their stale redzones would make the next runtime call on this
+ * stack a false positive. */
+void tr__fiber_unwound(tr__actor_t *a) {
+#ifdef TR_ASAN
+  char *frame = __builtin_frame_address(0);
+  __asan_unpoison_memory_region(a->stack.lo, (size_t)(frame - a->stack.lo));
+#endif
+  (void)a;
+}
+
 void tr__fiber_destroy(tr__actor_t *a) {
 #ifdef TR_ASAN
   /* An actor that exits, crashes or is killed never pops its frames, so
@@ -307,6 +320,7 @@ void tr__sched_close_handles(tr__sched_t *s) {
 }
 
 void tr__sched_destroy(tr__sched_t *s) {
+  tr__io_destroy(s);
   tr__msg_cache_destroy(s);
   tr__timers_destroy(s);
   tr__registry_destroy(s);
