@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
 done
 THREADS_LIST=${THREADS_LIST//,/ }
 if [ -z "$ROUNDS" ]; then
-    if [ "$QUICK" = 1 ]; then ROUNDS=1; else ROUNDS=5; fi
+    if [ "$QUICK" = 1 ]; then ROUNDS=2; else ROUNDS=5; fi
 fi
 case $ROUNDS in ''|*[!0-9]*|0) echo "run.sh: bad --rounds: $ROUNDS" >&2; exit 2 ;; esac
 
@@ -71,7 +71,7 @@ fi
 if [ "$QUICK" = 1 ]; then
     QARG=(--quick); ERL_QARG=(quick); W8_SECONDS=2; TMO=90
 else
-    QARG=(); ERL_QARG=(); W8_SECONDS=10; TMO=600
+    QARG=(); ERL_QARG=(); W8_SECONDS=10; TMO=300
 fi
 
 mkdir -p "$BUILD/logs"
@@ -153,7 +153,7 @@ build_go() {
     for d in bench echo; do
         newer "$BUILD/go/go-$d" "$PEERS/go/$d"/*.go && continue
         (cd "$PEERS/go/$d" &&
-            GO111MODULE=off GOFLAGS= GOCACHE="$BUILD/go/cache" GOPATH="$BUILD/go/path" \
+            GO111MODULE=off GOFLAGS='' GOCACHE="$BUILD/go/cache" GOPATH="$BUILD/go/path" \
                 go build -o "$BUILD/go/go-$d" .) || return 1
     done
 }
@@ -204,21 +204,21 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 ROUND=0
-# record <label> <stdout-file>: keep RESULT lines
+# record <label> <stdout-file> <exit status>: keep RESULT lines
 record() {
-    local label=$1 out=$2 n=0 line
+    local label=$1 out=$2 rc=$3 n=0 line f
     while IFS= read -r line; do
         case $line in
             "RESULT "*)
-                set -- $line
-                if [ $# -eq 6 ]; then
-                    echo "$ROUND $2 $3 $4 $5 $6" >>"$RAW"
+                read -r -a f <<<"$line"
+                if [ "${#f[@]}" -eq 6 ]; then
+                    echo "$ROUND ${f[1]} ${f[2]} ${f[3]} ${f[4]} ${f[5]}" >>"$RAW"
                     echo "   $line" >&2
                     n=$((n + 1))
                 fi ;;
         esac
     done <"$out"
-    if [ "$n" = 0 ]; then
+    if [ "$n" = 0 ] && [ "$rc" = 0 ]; then
         note "$label printed no RESULT line"
         FAILED=1
     fi
@@ -237,7 +237,7 @@ run_prog() {
         fi
         FAILED=1
     fi
-    record "$label" "$out"
+    record "$label" "$out" "$rc"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -298,6 +298,10 @@ missing_troupe() {
     fi
 }
 
+# The default limit of 262144 processes is below skynet's 1.11M (it hangs on
+# system_limit); +P only sizes the process table.
+ERL_PROCS=2097152
+
 # systems <workload> <threads>: the order troupe and peers run in
 systems() {
     local w=$1 t=$2 s=(troupe)
@@ -326,7 +330,7 @@ run_one() {   # run_one <workload> <system> <threads>
             fi ;;
         W8:libuv) run_w8 libuv 1 "$BUILD/libuv/w8_echo_libuv" --port @PORT@ ;;
         W8:go) run_w8 go "$t" env GOMAXPROCS="$t" "$BUILD/go/go-echo" --port @PORT@ --threads "$t" ;;
-        W8:erlang) run_w8 erlang "$t" erl -noshell +S "$t:$t" -pa "$BUILD/erlang" \
+        W8:erlang) run_w8 erlang "$t" erl -noshell +S "$t:$t" +P "$ERL_PROCS" -pa "$BUILD/erlang" \
                        -run bench_erl main W8server @PORT@ ;;
         *:troupe)
             bins=$(troupe_bins "$w")
@@ -336,7 +340,7 @@ run_one() {   # run_one <workload> <system> <threads>
             done ;;
         W0:boost) run_prog "W0 boost" "$BUILD/boost/w0_switch" "${QARG[@]}" ;;
         *:go) run_prog "$w go/$t" env GOMAXPROCS="$t" "$BUILD/go/go-bench" "$w" "${QARG[@]}" --threads "$t" ;;
-        *:erlang) run_prog "$w erlang/$t" erl -noshell +S "$t:$t" -pa "$BUILD/erlang" \
+        *:erlang) run_prog "$w erlang/$t" erl -noshell +S "$t:$t" +P "$ERL_PROCS" -pa "$BUILD/erlang" \
                       -run bench_erl main "$w" "${ERL_QARG[@]}" ;;
         *:caf) run_prog "$w caf/$t" "$BUILD/caf/caf-bench" "$w" "${QARG[@]}" --threads "$t" ;;
     esac
@@ -366,7 +370,7 @@ if [ ! -w "$RESULTS" ]; then
     RESULTS=$BUILD/results
     mkdir -p "$RESULTS"
 fi
-ORDER="W0 W1 W2 W3 W3-skynet W4 W5 W6 W6-p99 W7 W8"
+ORDER="W0 W0-yield W1 W2 W3 W3-skynet W4 W5 W5-1M W6 W6-p99 W6-so W6-so-p99 W7 W8"
 PEER_ORDER="boost go erlang caf libuv"
 awk -v order="$ORDER" -v peers="$PEER_ORDER" -v csv="$RESULTS/latest.csv.tmp" '
 function median(key,    n, i, j, tmp, a) {

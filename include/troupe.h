@@ -216,12 +216,22 @@ enum {
   TR_SPAWN_MONITOR = 1u << 1, /* spawner monitors the child; ref out */
 };
 
+/* What a full mailbox does with one more USER, TIMER or CALL message (see
+ * tr_mailbox_limit). */
+typedef enum {
+  TR_MAILBOX_DROP_NEWEST = 0, /* the arriving message is dropped */
+  TR_MAILBOX_DROP_OLDEST,     /* the oldest queued one is dropped */
+  TR_MAILBOX_EXIT             /* the actor exits with mailbox_overflow */
+} tr_mailbox_policy_t;
+
 typedef struct tr_spawn_opts {
   size_t size;           /* sizeof(tr_spawn_opts_t) */
   size_t stack_size;     /* 0: the runtime default */
   const char *name;      /* register under this name (copied), or NULL */
   unsigned flags;        /* TR_SPAWN_* */
   tr_ref_t *monitor_ref; /* with TR_SPAWN_MONITOR: receives the ref */
+  size_t mailbox_max;    /* 0: no limit; else as tr_mailbox_limit */
+  tr_mailbox_policy_t mailbox_policy;
 } tr_spawn_opts_t;
 
 TR_EXTERN void tr_spawn_opts_init(tr_spawn_opts_t *opts);
@@ -387,6 +397,35 @@ TR_EXTERN int tr_msg_is_tag(const tr_msg_t *msg, const char *tag);
 /* Actor-only. Number of messages waiting in the caller's mailbox. */
 TR_EXTERN size_t tr_mailbox_len(void);
 
+/* Actor-only. Limits the caller's mailbox to max queued messages (0: no
+ * limit, the default; tr_spawn_opts_t sets one from the start). A USER,
+ * TIMER or CALL message that arrives while max are queued is handled by
+ * policy: DROP_NEWEST drops it; DROP_OLDEST drops the oldest queued USER,
+ * TIMER or CALL message instead (the new one if the caller sent it to
+ * itself); EXIT drops it and ends the actor with reason mailbox_overflow.
+ * EXIT and DOWN messages and awaited replies are never dropped and may go
+ * past the limit. Senders are not told (tr_send returns 0); a dropped CALL
+ * is never answered, so call a limited actor with a timeout. A lower limit
+ * applies from the next arrival on. TR_EINVAL for an unknown policy. */
+TR_EXTERN int tr_mailbox_limit(size_t max, tr_mailbox_policy_t policy);
+
+/* Number of messages queued for pid, a live actor of the caller's runtime.
+ * From actors and the runtime's thread. TR_EINVAL if len is NULL,
+ * TR_ENOPROC for a dead, stale or foreign pid (*len = 0), TR_EWRONGTHREAD
+ * from a thread that runs no runtime. */
+TR_EXTERN int tr_mailbox_len_of(tr_pid_t pid, size_t *len);
+
+typedef struct tr_mailbox_stats {
+  size_t len;                 /* messages queued now */
+  size_t max;                 /* its limit, 0 if none */
+  tr_mailbox_policy_t policy; /* the limit's policy */
+  uint64_t dropped;           /* messages dropped by the limit so far */
+} tr_mailbox_stats_t;
+
+/* As tr_mailbox_len_of, with the limit and the count of dropped messages
+ * (*st zeroed on error). */
+TR_EXTERN int tr_mailbox_stats(tr_pid_t pid, tr_mailbox_stats_t *st);
+
 /* ------------------------------------------------------------------------ */
 /* Call / reply (gen_server:call)                                           */
 /* ------------------------------------------------------------------------ */
@@ -459,7 +498,8 @@ typedef uint64_t tr_io_t;
 #define TR_EOF UV_EOF /* orderly end of stream (not UV_ECONNRESET) */
 
 /* Closes any handle at once (the runtime finishes in the background):
- * reads/accepts in progress end, queued writes are dropped (use
+ * an owner blocked on it is woken and its call returns UV_ECANCELED;
+ * queued writes are dropped (use
  * tr_tcp_shutdown first for a graceful close). Also callable outside actors
  * on the runtime's thread (e.g. from a tr_defer cleanup). */
 TR_EXTERN int tr_io_close(tr_io_t h);

@@ -130,6 +130,10 @@ void tr__io_op_free(tr__io_op_t *op);
 void tr__io_op_attach(tr__io_op_t *op, tr__actor_t *a);
 /* Waits until op completes or the deadline passes (TR_ETIMEDOUT). */
 int tr__io_op_wait(tr__actor_t *a, tr__io_op_t *op, uint64_t deadline);
+/* Blocks a on handle *hp (its waiter) until woken or the deadline. If the
+ * handle was closed meanwhile, returns UV_ECANCELED and sets *hp to NULL. */
+int tr__io_wait_handle(tr__actor_t *a, tr__io_handle_t **hp, uint64_t deadline);
+
 /* The waiter took the result: unlinks and frees op. */
 void tr__io_op_finish(tr__io_op_t *op);
 /* The waiter gives up (timeout): the op completes into the runtime. */

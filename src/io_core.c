@@ -156,6 +156,7 @@ void tr__io_handle_close(tr__io_handle_t *h, int reset) {
   h->closing = 1;
   tr__slots_release(&s->io->ids, (uint32_t)(h->id & TR__IDX_MASK));
   owner_unlink(h);
+  tr__io_wake(s, h->waiter); /* its call sees the handle gone: UV_ECANCELED */
   h->waiter = NULL;
   if (h->kind == TR__IO_FILE) {
     tr__io_file_settle(h);
@@ -342,6 +343,23 @@ void tr__io_kick(tr__sched_t *s) {
     return;
   tr__sched_drain(s);
   tr__runtime_check_stop(s);
+}
+
+/* Blocks a until something happens on h. h may be closed meanwhile (by
+ * host code, a cleanup, or tr_io_close elsewhere) and then freed: so h is
+ * looked up again by id afterwards and never touched if it is gone. */
+int tr__io_wait_handle(tr__actor_t *a, tr__io_handle_t **hp, uint64_t deadline) {
+  tr__io_handle_t *h = *hp;
+  tr_io_t id = h->id;
+  int kind = h->kind, err;
+  h->waiter = a;
+  err = tr__io_suspend(a, deadline);
+  if (tr__io_handle_get(a->s, a, id, kind, hp) != 0) {
+    *hp = NULL;
+    return UV_ECANCELED;
+  }
+  (*hp)->waiter = NULL;
+  return err;
 }
 
 void tr__io_wake(tr__sched_t *s, tr__actor_t *a) {

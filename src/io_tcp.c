@@ -85,10 +85,7 @@ int tr_tcp_accept(tr_io_t srv, tr_io_t *conn, int timeout_ms) {
       h->accept_err = 0;
       break;
     }
-    h->waiter = a;
-    err = tr__io_suspend(a, deadline);
-    h->waiter = NULL;
-    if (err != 0) break;
+    if ((err = tr__io_wait_handle(a, &h, deadline)) != 0) break;
   }
   tr__io_suspend_done(a);
   if (err != 0) {
@@ -221,10 +218,7 @@ static int read_fill(tr__actor_t *a, tr__io_handle_t *h, uint64_t deadline) {
   int err = 0;
   while (h->rlen == h->roff && h->rerr == 0) {
     if ((err = read_start(h)) != 0) break;
-    h->waiter = a;
-    err = tr__io_suspend(a, deadline);
-    h->waiter = NULL;
-    if (err != 0) break;
+    if ((err = tr__io_wait_handle(a, &h, deadline)) != 0) break;
   }
   tr__io_suspend_done(a);
   return err;

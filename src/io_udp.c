@@ -126,10 +126,7 @@ static int recv_fill(tr__actor_t *a, tr__io_handle_t *h, uint64_t deadline) {
       if (err != 0) break;
       h->reading = 1;
     }
-    h->waiter = a;
-    err = tr__io_suspend(a, deadline);
-    h->waiter = NULL;
-    if (err != 0) break;
+    if ((err = tr__io_wait_handle(a, &h, deadline)) != 0) break;
   }
   tr__io_suspend_done(a);
   return err;

@@ -210,6 +210,45 @@ static void t_read_timeout(void *arg) {
 START_TEST(tcp_read_timeout) { tr_test_run(t_read_timeout, NULL); }
 END_TEST
 
+
+/* A handle closed from elsewhere (here: another actor's cleanup callback)
+ * while its owner is blocked reading on it: the read ends at once with
+ * UV_ECANCELED and the owner never touches the freed handle. */
+static tr_io_t closed_elsewhere;
+
+static void close_blocked_handle(void *arg) {
+  (void)arg;
+  ck_assert_int_eq(tr_io_close(closed_elsewhere), 0);
+}
+
+static void closer(void *arg) {
+  (void)arg;
+  TR_OK(tr_defer(close_blocked_handle, NULL));
+}
+
+static void t_close_while_blocked(void *arg) {
+  tr_io_t srv, c, s;
+  char buf[8];
+  uint64_t t0;
+  (void)arg;
+  TR_OK(tr_tcp_connect(&c, LOOP4, listen_any(&srv, 8), 2000));
+  TR_OK(tr_tcp_accept(srv, &s, 2000));
+  closed_elsewhere = c;
+  spawn(closer, NULL);
+  t0 = now_ms();
+  ck_assert_int_eq(tr_tcp_read(c, buf, sizeof(buf), 5000), UV_ECANCELED);
+  ck_assert_uint_lt(now_ms() - t0, 2000);
+  ck_assert_int_eq(tr_tcp_read(c, buf, sizeof(buf), 0), UV_EBADF);
+  /* The same for a blocked accept. */
+  closed_elsewhere = srv;
+  spawn(closer, NULL);
+  ck_assert_int_eq(tr_tcp_accept(srv, &c, 5000), UV_ECANCELED);
+  tr_io_close(s);
+}
+
+START_TEST(tcp_close_while_blocked) { tr_test_run(t_close_while_blocked, NULL); }
+END_TEST
+
 /* connect timeout: a listener with a full accept queue drops SYNs. */
 static void t_connect_timeout(void *arg) {
   tr_io_t srv, c[16];
@@ -587,7 +626,7 @@ static void t_defer_close(void *arg) {
   TR_OK(tr_defer(close_in_cleanup, NULL));
 }
 
-START_TEST(io_close_in_cleanup) {
+START_TEST(io_close_from_cleanup) {
   tr_test_run(t_defer_close, NULL);
   ck_assert_int_eq(cleanup_rc, 0);
   ck_assert(cleanup_owner_none);
@@ -772,6 +811,7 @@ static Suite *io_suite(void) {
   tcase_add_test(tc, tcp_bad_args);
   tcase_add_test(tc, tcp_accept_timeout);
   tcase_add_test(tc, tcp_read_timeout);
+  tcase_add_test(tc, tcp_close_while_blocked);
   tcase_add_test(tc, tcp_connect_timeout);
   tcase_add_test(tc, tcp_refused);
   tcase_add_test(tc, tcp_eof);
@@ -785,7 +825,7 @@ static Suite *io_suite(void) {
   suite_add_tcase(s, tc);
   tc = tcase_create("ownership");
   tcase_add_test(tc, io_give);
-  tcase_add_test(tc, io_close_in_cleanup);
+  tcase_add_test(tc, io_close_from_cleanup);
   tcase_add_test(tc, io_closed_on_exit);
   suite_add_tcase(s, tc);
   tc = tcase_create("udp");
