@@ -241,10 +241,15 @@ run_prog() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Ports come from below the kernel's ephemeral range (32768+ by default),
+# where the load client's own connections, lingering in TIME_WAIT from the
+# previous round, would make the server's bind fail.
 free_port() {
-    local p i
+    local p i lo=10000 hi=32000 eph
+    eph=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    if [ "$eph" -le "$hi" ] 2>/dev/null; then hi=$((eph - 1)); lo=$((hi / 2)); fi
     for i in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((lo + RANDOM % (hi - lo)))
         port_open "$p" || { echo "$p"; return 0; }
     done
     echo 34567
