@@ -90,6 +90,7 @@ static int actor_alloc(tr__sched_t *s, size_t stack_size, tr__actor_t **out) {
   err = tr__slots_alloc(&s->pids, a, &idx, &gen);
   if (err != 0) goto fail_slot;
   a->pid = ((uint64_t)gen << 32) | ((uint64_t)s->id << TR__IDX_BITS) | idx;
+  tr__alive_set(s, idx, a->pid);
   a->stack_limit = (uintptr_t)a->stack.lo + reserve_for(a);
   a->s = s;
   a->wait_timer.heap_idx = SIZE_MAX;
@@ -104,7 +105,15 @@ fail_stack:
   return err;
 }
 
+/* a is dead from now on for every thread: its alive entry is cleared and,
+ * if it had a registered name, the name is released (idempotent). */
+static void mark_dead(tr__sched_t *s, tr__actor_t *a) {
+  uint64_t old = tr__alive_clear(s, (uint32_t)(a->pid & TR__IDX_MASK));
+  if (old & TR__ALIVE_NAMED) tr__registry_remove_actor(a);
+}
+
 static void top_list_add(tr__sched_t *s, tr__actor_t *a) {
+  atomic_fetch_add(&s->rt->top_live, 1);
   a->top_level = 1;
   a->top_prev = NULL;
   a->top_next = s->top_head;
@@ -118,14 +127,21 @@ static void top_list_remove(tr__sched_t *s, tr__actor_t *a) {
   else s->top_head = a->top_next;
   if (a->top_next) a->top_next->top_prev = a->top_prev;
   a->top_level = 0;
+  if (atomic_fetch_sub(&s->rt->top_live, 1) == 1 && s->rt->stopping) {
+    /* The last top-level actor is gone: the others kill their stragglers. */
+    for (unsigned i = 0; i < s->rt->nsched; i++)
+      if (s->rt->scheds[i] != s) tr__poke(s->rt->scheds[i]);
+  }
 }
 
 static int spawn_check(tr_runtime_t *rt, tr__actor_t *parent,
                        const tr_spawn_opts_t *o, tr_actor_fn fn) {
   size_t ss = o ? o->stack_size : 0;
   if (rt == NULL || fn == NULL) return TR_EINVAL;
-  if (o != NULL && o->size != 0 && o->size < offsetof(tr_spawn_opts_t, monitor_ref))
+  if (o != NULL && o->size != 0 &&
+      (o->size < offsetof(tr_spawn_opts_t, monitor_ref) || o->size > sizeof(*o)))
     return TR_EINVAL;
+  if (tr__mbox_opts_check(o) != 0) return TR_EINVAL;
   if (ss != 0 && (ss < TR_STACK_SIZE_MIN || ss > TR_STACK_SIZE_MAX))
     return TR_EINVAL;
   if (o && (o->flags & ~(unsigned)(TR_SPAWN_LINK | TR_SPAWN_MONITOR)))
@@ -149,6 +165,7 @@ static int spawn_extras(tr__actor_t *parent, tr__actor_t *a,
                         const tr_spawn_opts_t *o) {
   int err;
   if (o == NULL) return 0;
+  if ((err = tr__mbox_opts_apply(a, o)) != 0) return err;
   if (o->name && (err = tr_register(o->name, a->pid)) != 0) return err;
   if ((o->flags & TR_SPAWN_LINK) && (err = tr__link_pair(parent, a)) != 0)
     return err;
@@ -159,12 +176,240 @@ static int spawn_extras(tr__actor_t *parent, tr__actor_t *a,
 
 static void actor_free(tr__actor_t *a);
 
-int tr_spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
-             const tr_spawn_opts_t *o, tr_pid_t *pid) {
+/* Creates an actor on s (the calling thread's scheduler) and makes it
+ * runnable. */
+static int actor_create(tr__sched_t *s, tr_actor_fn fn, void *arg,
+                        size_t stack_size, tr__actor_t **out) {
+  tr__actor_t *a;
+  int err = actor_alloc(s, stack_size, &a);
+  if (err != 0) return err;
+  a->fn = fn;
+  a->arg = arg;
+  tr__ctx_make(&a->ctx, a->stack.lo, a->stack.size, actor_main, a);
+#ifdef TR_TSAN
+  a->tsan_fiber = __tsan_create_fiber(0);
+#endif
+  tr__live_inc(s);
+  *out = a;
+  return 0;
+}
+
+static void actor_start(tr__sched_t *s, tr__actor_t *a) {
+  a->state = TR__ST_WAITING;
+  tr__sched_wake(s, a);
+}
+
+/* ---- placement ------------------------------------------------------------ */
+
+static int opts_have_placement(const tr_spawn_opts_t *o) {
+  return o != NULL && (o->size == 0 || o->size >= offsetof(tr_spawn_opts_t, placement) +
+                                                      sizeof(o->placement));
+}
+
+/* The scheduler a spawn from `local` with options o goes to. */
+static int place(tr_runtime_t *rt, tr__sched_t *local, const tr_spawn_opts_t *o,
+                 tr__sched_t **out) {
+  int p = opts_have_placement(o) ? o->placement : TR_PLACE_DEFAULT;
+  if (p == TR_PLACE_DEFAULT) p = rt->placement;
+  switch (p) {
+  case TR_PLACE_LOCAL:
+    *out = local;
+    return 0;
+  case TR_PLACE_ROUND_ROBIN:
+    *out = rt->scheds[atomic_fetch_add_explicit(&rt->rr_next, 1,
+                                                memory_order_relaxed) %
+                      rt->nsched];
+    return 0;
+  case TR_PLACE_LEAST_LOADED: {
+    tr__sched_t *best = local;
+    size_t least = local->live;
+    for (unsigned i = 0; i < rt->nsched; i++) {
+      size_t n = atomic_load_explicit(&rt->scheds[i]->live_pub,
+                                      memory_order_relaxed);
+      if (rt->scheds[i] != local && n < least) {
+        least = n;
+        best = rt->scheds[i];
+      }
+    }
+    *out = best;
+    return 0;
+  }
+  default:
+    if (p >= TR_PLACE_SCHED(0) && p < TR_PLACE_SCHED(rt->nsched)) {
+      *out = rt->scheds[p - TR_PLACE_SCHED(0)];
+      return 0;
+    }
+    return TR_EINVAL;
+  }
+}
+
+/* ---- remote spawn --------------------------------------------------------- */
+
+/* A spawn request to another scheduler (the body of TR__SIG_SPAWN). */
+typedef struct {
+  tr_actor_fn fn;
+  void *arg;
+  tr_spawn_opts_t opts;    /* the caller's, normalised; no pointers kept */
+  char name[TR_NAME_MAX];  /* "" for none */
+  tr_pid_t spawner;        /* the spawning actor (or NONE: host code) */
+  tr_pid_t sup_parent;
+  tr_ref_t monitor_ref;
+  uint64_t token;          /* the spawner's request */
+  tr__host_wait_t *host;   /* host code waits here instead */
+} tr__spawn_req_t;
+
+/* The answer (body of TR__SIG_RPC_REPLY). */
+typedef struct {
+  tr__rpc_res_t res;
+  unsigned flags;          /* spawn: TR_SPAWN_LINK / MONITOR to record */
+  tr_ref_t monitor_ref;
+} tr__rpc_reply_t;
+
+static void rpc_reply_send(tr_runtime_t *rt, tr_pid_t to, uint64_t token,
+                           const tr__rpc_reply_t *r) {
+  tr__sig_send(rt, TR__SIG_RPC_REPLY, to, TR_PID_NONE, token, NULL, r,
+               sizeof(*r), 0);
+}
+
+void tr__rpc_answer(tr_runtime_t *rt, tr_pid_t to, uint64_t token, int err,
+                    tr_pid_t pid) {
+  tr__rpc_reply_t r;
+  memset(&r, 0, sizeof(r));
+  r.res.err = err;
+  r.res.pid = pid;
+  rpc_reply_send(rt, to, token, &r);
+}
+
+void tr__rpc_wait(tr__actor_t *a) {
+  while (!a->rpc_done) {
+    a->state = TR__ST_WAITING;
+    tr__sched_block(a->s, a); /* messages may wake us: keep waiting */
+    tr__check_pending_exit(a);
+  }
+  a->rpc_token = 0;
+}
+
+/* Applies a spawn request on s, the chosen scheduler. */
+void tr__sig_spawn_apply(tr__sched_t *s, tr_msg_t *m) {
+  tr_runtime_t *rt = s->rt;
+  tr__spawn_req_t q;
+  tr__rpc_reply_t r;
+  tr__actor_t *a = NULL;
+  int err;
+  memcpy(&q, m->data, sizeof(q));
+  memset(&r, 0, sizeof(r));
+  if (rt->freeing || (q.spawner == TR_PID_NONE && rt->stopping)) {
+    err = TR_ESTOPPED;
+  } else if ((err = actor_create(s, q.fn, q.arg,
+                                 q.opts.stack_size ? q.opts.stack_size
+                                                   : rt->cfg.stack_size,
+                                 &a)) == 0) {
+    unsigned flags = q.opts.flags;
+    q.opts.flags = 0;
+    q.opts.name = q.name[0] ? q.name : NULL;
+    q.opts.monitor_ref = NULL;
+    if ((err = tr__mbox_opts_apply(a, &q.opts)) == 0 &&
+        (q.opts.name == NULL || (err = tr_register(q.opts.name, a->pid)) == 0) &&
+        (!(flags & TR_SPAWN_LINK) || (err = tr__link_add(a, q.spawner)) == 0) &&
+        (!(flags & TR_SPAWN_MONITOR) ||
+         (err = tr__monitor_target_add(a, q.spawner, q.monitor_ref)) == 0)) {
+      a->parent = q.sup_parent;
+      if (q.spawner == TR_PID_NONE) top_list_add(s, a);
+      actor_start(s, a);
+      r.res.pid = a->pid;
+      r.flags = flags;
+      r.monitor_ref = q.monitor_ref;
+    } else {
+      actor_free(a);
+    }
+  }
+  r.res.err = err;
+  if (q.host != NULL) tr__host_done(rt, q.host, &r.res);
+  else rpc_reply_send(rt, q.spawner, q.token, &r);
+}
+
+/* An answer reached the scheduler of the actor that waits for it. */
+void tr__sig_rpc_reply_apply(tr__sched_t *s, tr_msg_t *m) {
+  tr__rpc_reply_t r;
+  tr__actor_t *a = tr__lookup(s, m->to);
+  tr_reason_t why;
+  memcpy(&r, m->data, sizeof(r));
+  if (a != NULL && a->rpc_token == m->ref && !a->rpc_done) {
+    /* Record the spawner's side before anything from the child arrives. */
+    if (r.res.err == 0 && (r.flags & TR_SPAWN_LINK) &&
+        tr__link_add(a, r.res.pid) != 0)
+      abort();
+    if (r.res.err == 0 && (r.flags & TR_SPAWN_MONITOR) &&
+        tr__monitor_remote(a, r.res.pid, r.monitor_ref) != 0)
+      abort();
+    a->rpc_res = r.res;
+    a->rpc_done = 1;
+    tr__sched_wake(s, a);
+    return;
+  }
+  if (r.res.err != 0 || r.flags == 0) return;
+  /* The spawner died waiting: its child must not keep a link or monitor
+   * to it. */
+  if (r.flags & TR_SPAWN_LINK) {
+    tr__reason_set(&why, TR_REASON_NOPROC);
+    tr__sig_send(s->rt, TR__SIG_EXIT, r.res.pid, m->to, 0, &why, NULL, 0, 1);
+  }
+  if (r.flags & TR_SPAWN_MONITOR)
+    tr__sig_send(s->rt, TR__SIG_DEMONITOR, r.res.pid, m->to, r.monitor_ref,
+                 NULL, NULL, 0, 0);
+}
+
+/* Spawns on `target`, another scheduler than the caller's. */
+static int spawn_remote(tr_runtime_t *rt, tr__sched_t *target,
+                        tr__actor_t *parent, tr_actor_fn fn, void *arg,
+                        const tr_spawn_opts_t *o, tr_pid_t sup_parent,
+                        tr_pid_t *pid) {
+  tr__spawn_req_t q;
+  tr__host_wait_t w;
+  const tr__rpc_res_t *res;
+  memset(&q, 0, sizeof(q));
+  tr_spawn_opts_init(&q.opts);
+  if (o != NULL)
+    memcpy(&q.opts, o, o->size != 0 && o->size < sizeof(q.opts) ? o->size
+                                                                 : sizeof(q.opts));
+  q.opts.size = sizeof(q.opts);
+  if (o != NULL && o->name != NULL) snprintf(q.name, sizeof(q.name), "%s", o->name);
+  q.opts.name = NULL;
+  q.opts.monitor_ref = NULL;
+  q.fn = fn;
+  q.arg = arg;
+  q.sup_parent = sup_parent;
+  if (parent != NULL) {
+    tr__sched_t *s = parent->s;
+    q.spawner = parent->pid;
+    if (q.opts.flags & TR_SPAWN_MONITOR) q.monitor_ref = tr__make_ref(s);
+    q.token = parent->rpc_token = ++s->next_token;
+    parent->rpc_done = 0;
+    tr__sig_send_to(target, TR__SIG_SPAWN, TR_PID_NONE, parent->pid, 0, NULL,
+                    &q, sizeof(q), 0);
+    tr__rpc_wait(parent);
+    res = &parent->rpc_res;
+    if (res->err == 0 && (q.opts.flags & TR_SPAWN_MONITOR))
+      *o->monitor_ref = q.monitor_ref;
+  } else {
+    memset(&w, 0, sizeof(w));
+    q.host = &w;
+    tr__sig_send_to(target, TR__SIG_SPAWN, TR_PID_NONE, TR_PID_NONE, 0, NULL,
+                    &q, sizeof(q), 0);
+    tr__host_wait(rt, target, &w);
+    res = &w.res;
+    tr__async_ref_update(&rt->sched);
+  }
+  if (res->err == 0 && pid != NULL) *pid = res->pid;
+  return res->err;
+}
+
+int tr__spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
+              const tr_spawn_opts_t *o, tr_pid_t sup_parent, tr_pid_t *pid) {
   tr__sched_t *prev = tr__tls_sched;
   tr__actor_t *parent = tr__current();
   tr__actor_t *a = NULL;
-  tr__sched_t *s;
+  tr__sched_t *s, *local;
   int err = 0;
   /* From an actor, spawn is a runtime entry point like send and receive:
    * the stack reserve is enforced and its code counts as runtime code. */
@@ -175,45 +420,49 @@ int tr_spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
   if (parent != NULL && parent->s->rt != rt) return TR_EINVAL;
   if (parent == NULL && prev != NULL && prev->in_cleanup) return TR_ECLEANUP;
   if ((err = spawn_check(rt, parent, o, fn)) != 0) return err;
-  s = &rt->sched;
+  local = parent != NULL ? parent->s
+          : (prev != NULL && prev->rt == rt) ? prev : &rt->sched;
+  if ((err = place(rt, local, o, &s)) != 0) return err;
+  if (s != local)
+    return spawn_remote(rt, s, parent, fn, arg, o, sup_parent, pid);
   tr__tls_sched = s;
-  err = actor_alloc(s, (o && o->stack_size) ? o->stack_size : rt->cfg.stack_size,
-                    &a);
+  err = actor_create(s, fn, arg,
+                     (o && o->stack_size) ? o->stack_size : rt->cfg.stack_size, &a);
   if (err != 0) goto out;
-  a->fn = fn;
-  a->arg = arg;
-  tr__ctx_make(&a->ctx, a->stack.lo, a->stack.size, actor_main, a);
-#ifdef TR_TSAN
-  a->tsan_fiber = __tsan_create_fiber(0);
-#endif
-  s->live++;
   if ((err = spawn_extras(parent, a, o)) != 0) {
     actor_free(a);
     goto out;
   }
+  a->parent = sup_parent;
   if (parent == NULL) top_list_add(s, a);
-  a->state = TR__ST_WAITING;
-  tr__sched_wake(s, a);
+  actor_start(s, a);
   if (pid) *pid = a->pid;
 out:
   tr__tls_sched = prev;
   return err;
 }
 
+int tr_spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
+             const tr_spawn_opts_t *o, tr_pid_t *pid) {
+  return tr__spawn(rt, fn, arg, o, TR_PID_NONE, pid);
+}
+
 int tr_spawn_link(tr_actor_fn fn, void *arg, tr_pid_t *pid) {
   tr_spawn_opts_t o;
+  int err; /* TR_ENOTACTOR, or TR_ECLEANUP in a cleanup */
   tr_spawn_opts_init(&o);
   o.flags = TR_SPAWN_LINK;
-  if (tr__current() == NULL) return TR_ENOTACTOR;
+  if (tr__current() == NULL) return tr__actor_enter(&err) ? 0 : err;
   return tr_spawn(NULL, fn, arg, &o, pid);
 }
 
 int tr_spawn_monitor(tr_actor_fn fn, void *arg, tr_pid_t *pid, tr_ref_t *ref) {
   tr_spawn_opts_t o;
+  int err;
   tr_spawn_opts_init(&o);
   o.flags = TR_SPAWN_MONITOR;
   o.monitor_ref = ref;
-  if (tr__current() == NULL) return TR_ENOTACTOR;
+  if (tr__current() == NULL) return tr__actor_enter(&err) ? 0 : err;
   return tr_spawn(NULL, fn, arg, &o, pid);
 }
 
@@ -279,7 +528,7 @@ void tr__actor_kill(tr__sched_t *s, tr__actor_t *a, const tr_reason_t *r) {
     return;
   }
   a->reason = *r;
-  tr__registry_remove_actor(a); /* the name is free at once */
+  mark_dead(s, a); /* the pid is stale and the name free at once */
   if (a->state == TR__ST_RUNNABLE) tr__rq_remove(s, a);
   tr__timer_disarm(s, &a->wait_timer);
   a->state = TR__ST_DEAD;
@@ -291,14 +540,14 @@ void tr__actor_kill(tr__sched_t *s, tr__actor_t *a, const tr_reason_t *r) {
 
 static void actor_free(tr__actor_t *a) {
   tr__sched_t *s = a->s;
-  tr__registry_remove_actor(a);
+  mark_dead(s, a);
   tr__mailbox_clear(a);
   free(a->links);
   tr__slots_release(&s->pids, (uint32_t)(a->pid & TR__IDX_MASK));
   tr__stack_put(s->stacks, &a->stack);
   tr__fiber_destroy(a);
-  s->live--;
   free(a);
+  tr__live_dec(s);
 }
 
 /* Releases everything a held, in this order: its own cleanups (so that a
@@ -309,7 +558,7 @@ static void reap_one(tr__sched_t *s, tr__actor_t *a) {
   s->in_cleanup++;
   tr__ledger_release(a);
   s->in_cleanup--;
-  tr__registry_remove_actor(a);
+  mark_dead(s, a);
   tr__timers_release(a);
   tr__timer_disarm(s, &a->wait_timer);
   top_list_remove(s, a);
@@ -339,5 +588,10 @@ void tr__kill_all(tr__sched_t *s, tr_reason_kind_t kind) {
 }
 
 int tr_is_alive(tr_pid_t pid) {
-  return tr__lookup(tr__tls_sched, pid) != NULL;
+  tr__sched_t *s = tr__tls_sched;
+  if (s == NULL) return 0;
+  if (tr__pid_sched(pid) == s->id) return tr__lookup(s, pid) != NULL;
+  return tr__pid_alive(s->rt, pid);
 }
+
+unsigned tr_pid_scheduler(tr_pid_t pid) { return tr__pid_sched(pid); }

@@ -151,7 +151,8 @@ typedef void (*tr_log_fn)(void *arg, tr_log_level_t level, const char *line);
  * ever added at the end, and `size` tells the runtime which ones you have. */
 typedef struct tr_config {
   size_t size;              /* sizeof(tr_config_t) as compiled by the caller */
-  unsigned schedulers;      /* scheduler threads; 1 (more is not yet built) */
+  unsigned schedulers;      /* scheduler threads, 1..TR_SCHEDULERS_MAX; 0:
+                             * the default (env TR_SCHEDULERS, else 1) */
   size_t stack_size;        /* default usable stack per actor, bytes */
   size_t stack_cache;       /* freed stacks kept warm before MADV_DONTNEED */
   unsigned stop_timeout_ms; /* grace period of tr_runtime_stop before kill */
@@ -159,7 +160,13 @@ typedef struct tr_config {
   void *logger_arg;
   int crash_reports;        /* nonzero: one log line per crashed actor */
   int catch_faults;         /* nonzero (default): install fault handlers */
+  int placement;            /* TR_PLACE_* used for spawns that ask for
+                             * TR_PLACE_DEFAULT; TR_PLACE_DEFAULT (0): env
+                             * TR_PLACEMENT ("local", "round_robin",
+                             * "least_loaded"), else TR_PLACE_LOCAL */
 } tr_config_t;
+
+#define TR_SCHEDULERS_MAX 64
 
 #define TR_STACK_SIZE_DEFAULT (256 * 1024)
 #define TR_STACK_SIZE_MIN (16 * 1024)
@@ -207,6 +214,14 @@ TR_EXTERN size_t tr_runtime_actor_count(const tr_runtime_t *rt);
 /* The runtime of the calling actor or scheduler thread, or NULL. */
 TR_EXTERN tr_runtime_t *tr_runtime_current(void);
 
+/* Number of schedulers (threads) of rt; 0 for NULL. */
+TR_EXTERN unsigned tr_runtime_scheduler_count(const tr_runtime_t *rt);
+
+/* The scheduler running the caller (an actor, or a scheduler thread), or
+ * -1 on a thread that runs none. Host code on the runtime's thread is on
+ * scheduler 0. */
+TR_EXTERN int tr_sched_self(void);
+
 /* ------------------------------------------------------------------------ */
 /* Actors                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -232,7 +247,22 @@ typedef struct tr_spawn_opts {
   tr_ref_t *monitor_ref; /* with TR_SPAWN_MONITOR: receives the ref */
   size_t mailbox_max;    /* 0: no limit; else as tr_mailbox_limit */
   tr_mailbox_policy_t mailbox_policy;
+  int placement;         /* TR_PLACE_* or TR_PLACE_SCHED(id) */
 } tr_spawn_opts_t;
+
+/* Spawn placement (tr_spawn_opts_t.placement, tr_config_t.placement). An
+ * actor never leaves the scheduler (thread) it was placed on. A child
+ * placed on another scheduler than the spawner's may run at once, in
+ * parallel with its spawner; tr_spawn returns once it exists. */
+enum {
+  TR_PLACE_DEFAULT = 0,      /* the runtime's default (tr_config_t) */
+  TR_PLACE_LOCAL = 1,        /* the spawner's scheduler (host code: 0) */
+  TR_PLACE_ROUND_ROBIN = 2,  /* the next scheduler, in turn */
+  TR_PLACE_LEAST_LOADED = 3  /* the scheduler with the fewest live actors */
+};
+/* Explicitly scheduler id (0 .. tr_runtime_scheduler_count() - 1; TR_EINVAL
+ * beyond). */
+#define TR_PLACE_SCHED(id) (0x100 + (int)(id))
 
 TR_EXTERN void tr_spawn_opts_init(tr_spawn_opts_t *opts);
 
@@ -270,6 +300,9 @@ TR_EXTERN int tr_exit_pid(tr_runtime_t *rt, tr_pid_t pid, tr_reason_kind_t kind)
 
 /* Nonzero if pid names a live actor of the caller's runtime. */
 TR_EXTERN int tr_is_alive(tr_pid_t pid);
+
+/* The scheduler a pid belongs to (its actor runs on that thread only). */
+TR_EXTERN unsigned tr_pid_scheduler(tr_pid_t pid);
 
 /* Actor-only. Sets trap_exit; returns the previous value (0 or 1). */
 TR_EXTERN int tr_trap_exit(int on);

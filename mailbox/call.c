@@ -4,6 +4,10 @@
  * either the reply with that ref or the DOWN of that monitor. A reply that
  * arrives after a timeout is dropped on delivery (tr__deliver checks the
  * awaited ref), so it never pollutes the caller's mailbox.
+ *
+ * Across schedulers the same holds: the monitor request and then the call
+ * go through the server's inbox in that order, the reply and any DOWN come
+ * back through the caller's, and the awaited ref is checked there.
  */
 #include "internal.h"
 
@@ -55,6 +59,15 @@ int tr_call(tr_pid_t server, const void *req, size_t req_len,
   if (reply == NULL || timeout_ms < -1) return TR_EINVAL;
   *reply = NULL;
   if (server == a->pid) return TR_ESELF;
+  if (tr__pid_sched(server) != a->s->id && tr__pid_alive(a->s->rt, server)) {
+    if ((err = tr_msgpack_validate(req, req_len)) != 0) return err;
+    if ((err = tr_monitor(server, &w.mon_ref)) != 0) return err;
+    w.call_ref = tr__make_ref(a->s);
+    err = tr__send_remote(a->s, TR_MSG_CALL, a->pid, server, w.call_ref, req,
+                          req_len);
+    if (err != 0) goto out;
+    goto wait;
+  }
   srv = tr__lookup(a->s, server);
   if (srv == NULL) {
     int v = tr_msgpack_validate(req, req_len);
@@ -67,6 +80,7 @@ int tr_call(tr_pid_t server, const void *req, size_t req_len,
   if ((err = tr__monitor_make(a, srv, &w.mon_ref)) != 0) return err;
   w.call_ref = tr__make_ref(a->s);
   if ((err = send_call(a, srv, req, req_len, w.call_ref)) != 0) goto out;
+wait:
   a->call_ref = w.call_ref;
   err = tr__recv_internal(a, &m, match_reply_or_down, &w, timeout_ms);
   a->call_ref = 0;
@@ -83,6 +97,9 @@ int tr_reply(const tr_msg_t *call, const void *data, size_t len) {
   int err;
   if (call == NULL || call->kind != TR_MSG_CALL) return TR_EINVAL;
   if ((err = tr_msgpack_validate(data, len)) != 0) return err;
+  if (tr__pid_sched(call->from) != a->s->id)
+    return tr__send_remote(a->s, TR_MSG_REPLY, a->pid, call->from, call->ref,
+                           data, len);
   to = tr__lookup(a->s, call->from);
   if (to == NULL) return 0; /* caller gone: like any send to a dead pid */
   m = tr__msg_new(TR_MSG_REPLY, data, len, 0);

@@ -626,8 +626,33 @@ typedef struct {
   int is_map;
 } pack_frame_t;
 
+/* A str, bin or ext body: NULL only when empty (then replaced, so that no
+ * NULL reaches memcpy), never more than a message can hold. */
+static int raw_ok(const char **ptr, uint32_t size) {
+  if (size > TR_MSG_MAX) return TR_EMSGSIZE;
+  if (*ptr == NULL) {
+    if (size > 0) return TR_EINVAL;
+    *ptr = "";
+  }
+  return 0;
+}
+
 static int pack_scalar(msgpack_packer *pk, const msgpack_object *o) {
   msgpack_object flat = *o;
+  int rc = 0;
+  switch (o->type) {
+  case MSGPACK_OBJECT_NIL:
+  case MSGPACK_OBJECT_BOOLEAN:
+  case MSGPACK_OBJECT_POSITIVE_INTEGER:
+  case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+  case MSGPACK_OBJECT_FLOAT32:
+  case MSGPACK_OBJECT_FLOAT64: break;
+  case MSGPACK_OBJECT_STR: rc = raw_ok(&flat.via.str.ptr, flat.via.str.size); break;
+  case MSGPACK_OBJECT_BIN: rc = raw_ok(&flat.via.bin.ptr, flat.via.bin.size); break;
+  case MSGPACK_OBJECT_EXT: rc = raw_ok(&flat.via.ext.ptr, flat.via.ext.size); break;
+  default: return TR_EINVAL; /* not a msgpack-c type */
+  }
+  if (rc != 0) return rc;
   return msgpack_pack_object(pk, flat) == 0 ? 0 : TR_ENOMEM;
 }
 

@@ -94,10 +94,12 @@ void tr__msg_cache_destroy(tr__sched_t *s) {
 
 void tr__deliver(tr__actor_t *a, tr_msg_t *m) {
   if (a->state == TR__ST_DEAD ||
-      (m->kind == TR_MSG_REPLY && m->ref != a->call_ref)) {
+      (m->kind == TR_MSG_REPLY && (a->call_ref == 0 || m->ref != a->call_ref))) {
     tr__msg_destroy(m); /* dead receiver, or a reply nobody awaits */
     return;
   }
+  if (m->kind == TR_MSG_REPLY) a->call_ref = 0; /* one reply per call */
+  if (TR__UNLIKELY(a->mbox_limit != NULL) && !tr__mbox_admit(a, m)) return;
   m->next = NULL;
   if (a->mq_tail) a->mq_tail->next = m;
   else a->mq_head = m;
@@ -119,25 +121,39 @@ void tr__mailbox_clear(tr__actor_t *a) {
     tr__msg_destroy(m);
   }
   a->held = NULL;
+  tr__mbox_limit_free(a);
+}
+
+/* A fixed buffer for the small system message bodies (no allocation). */
+typedef struct {
+  char buf[128];
+  size_t len;
+} sys_buf_t;
+
+static int sys_write(void *data, const char *p, size_t n) {
+  sys_buf_t *b = data;
+  if (n > sizeof(b->buf) - b->len) return -1;
+  memcpy(b->buf + b->len, p, n);
+  b->len += n;
+  return 0;
 }
 
 static void deliver_system(tr__actor_t *to, tr_msg_kind_t kind, tr_ref_t ref,
                            tr_pid_t from, const tr_reason_t *r) {
-  msgpack_sbuffer sb;
+  sys_buf_t sb;
   msgpack_packer pk;
   const char *tag = kind == TR_MSG_EXIT ? "EXIT" : "DOWN";
   const char *why = tr_reason_name(r->kind);
   tr_msg_t *m;
   if (to == NULL || to->state == TR__ST_DEAD) return;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  sb.len = 0;
+  msgpack_packer_init(&pk, &sb, sys_write);
   msgpack_pack_array(&pk, kind == TR_MSG_EXIT ? 3 : 4);
   msgpack_pack_str_with_body(&pk, tag, 4);
   if (kind == TR_MSG_DOWN) msgpack_pack_uint64(&pk, ref);
   tr_pack_pid(&pk, from);
   msgpack_pack_str_with_body(&pk, why, strlen(why));
-  m = sb.data ? tr__msg_new(kind, sb.data, sb.size, 1) : NULL;
-  msgpack_sbuffer_destroy(&sb);
+  m = tr__msg_new(kind, sb.buf, sb.len, 1);
   if (m == NULL) {
     /* Out of memory: a lost EXIT/DOWN would break supervision, so the
      * runtime cannot go on silently. */
@@ -173,6 +189,28 @@ static inline int validate(const void *data, size_t len) {
   return tr_msgpack_validate(data, len);
 }
 
+/* Sends to an actor of another scheduler: the message goes to that
+ * scheduler's inbox, which applies it in order with everything else this
+ * thread sent there. */
+static int send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
+                       tr_pid_t to, tr_ref_t ref, const void *data, size_t len) {
+  tr__sched_t *dst = tr__pid_owner(s->rt, to);
+  tr_msg_t *m;
+  if (dst == NULL || !tr__pid_alive(s->rt, to)) return 0; /* dead: no-op */
+  m = tr__msg_new(kind, data, len, 0);
+  if (m == NULL) return TR_ENOMEM;
+  m->from = from;
+  m->ref = ref;
+  m->to = to;
+  tr__sig_push(dst, m);
+  return 0;
+}
+
+int tr__send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
+                    tr_pid_t to, tr_ref_t ref, const void *data, size_t len) {
+  return send_remote(s, kind, from, to, ref, data, len);
+}
+
 /* Sends validated bytes from sender `from` on scheduler s. */
 static int send_bytes(tr__sched_t *s, tr_pid_t from, tr_pid_t to,
                       const void *data, size_t len) {
@@ -180,6 +218,8 @@ static int send_bytes(tr__sched_t *s, tr_pid_t from, tr_pid_t to,
   tr_msg_t *m;
   int err = validate(data, len);
   if (err != 0) return err;
+  if (TR__UNLIKELY(tr__pid_sched(to) != s->id))
+    return send_remote(s, TR_MSG_USER, from, to, 0, data, len);
   a = tr__lookup(s, to);
   if (a == NULL) return 0; /* dead or stale pid: a silent no-op */
   m = tr__msg_new(TR_MSG_USER, data, len, 0);
@@ -199,8 +239,9 @@ int tr_runtime_send(tr_runtime_t *rt, tr_pid_t to, const void *data,
   tr__sched_t *cur = tr__tls_sched;
   tr__actor_t *self = tr__current();
   if (rt == NULL) return TR_EINVAL;
-  if (cur != NULL && cur != &rt->sched) return TR_EWRONGTHREAD;
-  return send_bytes(&rt->sched, self ? self->pid : TR_PID_NONE, to, data, len);
+  if (cur != NULL && cur->rt != rt) return TR_EWRONGTHREAD;
+  return send_bytes(cur != NULL ? cur : &rt->sched,
+                    self ? self->pid : TR_PID_NONE, to, data, len);
 }
 
 int tr_send_obj(tr_pid_t to, const msgpack_object *obj) {
@@ -293,6 +334,7 @@ static int recv_impl(tr__actor_t *a, tr_msg_t **out, match_impl match,
                      void *arg, int user_pred, int timeout_ms) {
   tr_msg_t *prev = NULL, *m = a->mq_head;
   int armed = 0, err = 0, ok;
+  uint64_t removed;
   if (out == NULL || timeout_ms < -1) return TR_EINVAL;
   a->timed_out = 0;
   for (;;) {
@@ -302,7 +344,10 @@ static int recv_impl(tr__actor_t *a, tr_msg_t **out, match_impl match,
       if (user_pred) a->in_runtime++;
       if (ok) goto found;
     }
+    removed = tr__mbox_removed(a);
     if ((err = wait_msg(a, timeout_ms, &armed)) != 0) break;
+    if (TR__UNLIKELY(tr__mbox_removed(a) != removed))
+      prev = NULL; /* a mailbox limit dropped queued messages: rescan */
     m = prev ? prev->next : a->mq_head;
   }
   if (armed) tr__timer_disarm(a->s, &a->wait_timer);

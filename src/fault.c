@@ -429,9 +429,10 @@ static size_t symbolize(char *buf, size_t cap, uintptr_t pc) {
 
 /* One structured line per crashed actor, through the configured logger. */
 void tr__crash_report(tr__sched_t *s, tr__actor_t *a) {
-  char sym[128], bt[512];
+  char sym[128], bt[512], name[TR_NAME_MAX];
   size_t n = 0;
   if (!s->rt->cfg.crash_reports || s->rt->cfg.logger == NULL) return;
+  tr__registry_name_of(s->rt, a->pid, name, sizeof(name));
   symbolize(sym, sizeof(sym), a->reason.pc);
   bt[0] = 0;
   for (int i = 0; a->fault_bt[i] != 0 && n + 1 < sizeof(bt); i++) {
@@ -440,7 +441,7 @@ void tr__crash_report(tr__sched_t *s, tr__actor_t *a) {
   }
   tr__log(s, TR_LOG_ERROR,
           "crash pid=%#llx name=%s reason=%s addr=%#lx pc=%#lx at=%s bt=[%s]",
-          (unsigned long long)a->pid, a->name ? a->name : "-",
+          (unsigned long long)a->pid, name[0] ? name : "-",
           tr_reason_name(a->reason.kind), (unsigned long)a->reason.addr,
           (unsigned long)a->reason.pc, sym, bt);
 }

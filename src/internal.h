@@ -3,15 +3,19 @@
  * mailbox/, supervisor/). Nothing here is API.
  *
  * Threading: everything hanging off a scheduler is touched only by that
- * scheduler's thread. Actors never migrate (see doc/design.md).
+ * scheduler's thread. Actors never migrate (see doc/design.md). Other
+ * threads reach a scheduler only through its inbox (src/inbox.c), its
+ * alive table (atomic pids) and the runtime-wide fields marked shared.
  */
 #ifndef TR_INTERNAL_H
 #define TR_INTERNAL_H
 
 #include "config.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +39,17 @@ typedef struct tr__defer tr__defer_t;
 #define TR__IDX_BITS 24
 #define TR__IDX_MASK ((1u << TR__IDX_BITS) - 1)
 #define TR__REF_COUNTER_BIT (UINT64_C(1) << 63)
+/* Counter refs (monitors, calls, remote timers): bit 63, the creating
+ * scheduler in bits 48..55, a counter below. A send_after timer armed on
+ * another scheduler also has bit 62 and its target scheduler in bits
+ * 56..61. Slot timer refs (bit 63 clear): gen << 30 | sched << 24 | idx. */
+#define TR__REF_RTIMER_BIT (UINT64_C(1) << 62)
+#define TR__MAX_SCHEDULERS 64
+
+/* The scheduler id a pid names (bits 24..31). */
+static inline unsigned tr__pid_sched(tr_pid_t pid) {
+  return (unsigned)(pid >> TR__IDX_BITS) & 0xffu;
+}
 
 typedef struct tr__slots {
   void **ptr;      /* live object per index, NULL when free */
@@ -64,9 +79,20 @@ struct tr__timer {
 
 /* ---- messages ---- */
 
+/* Link of the lock-free MPSC inbox (src/inbox.c). */
+typedef struct tr__qnode {
+  struct tr__qnode *_Atomic qnext;
+} tr__qnode_t;
+
 struct tr_msg_s {
-  tr_msg_t *next;          /* mailbox queue / held list */
-  tr_msg_t *prev;          /* held list only */
+  union {
+    tr_msg_t *next;        /* mailbox queue / held list */
+    tr__qnode_t qn;        /* in transit: inbox link */
+  };
+  union {
+    tr_msg_t *prev;        /* held list only */
+    tr_pid_t to;           /* in transit: the receiver */
+  };
   tr__actor_t *holder;     /* actor that received it and holds it */
   tr_pid_t from;
   tr_ref_t ref;
@@ -93,6 +119,10 @@ void tr__msg_cache_destroy(tr__sched_t *s);
  * if it waits. Takes ownership of m. */
 void tr__deliver(tr__actor_t *a, tr_msg_t *m);
 void tr__mailbox_clear(tr__actor_t *a);
+/* Sends a message of `kind` to `to`, an actor of another scheduler than
+ * s (the caller's): through that scheduler's inbox. */
+int tr__send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
+                    tr_pid_t to, tr_ref_t ref, const void *data, size_t len);
 /* Selective receive with a runtime-side predicate (faults are fatal). */
 int tr__recv_internal(tr__actor_t *a, tr_msg_t **msg, tr_match_fn match,
                       void *arg, int timeout_ms);
@@ -103,6 +133,52 @@ void tr__deliver_exit(tr__actor_t *to, tr_pid_t from, const tr_reason_t *r);
 void tr__deliver_down(tr__actor_t *to, tr_ref_t ref, tr_pid_t from,
                       const tr_reason_t *r);
 
+/* limit.c: mailbox limits. tr__mbox_admit (only for a->mbox_limit != NULL)
+ * returns 1 if m may be queued, 0 if the policy consumed it (and maybe
+ * killed a). tr__mbox_removed counts queued messages the policy removed (a
+ * selective receive's scan position may be gone when it changed). */
+int tr__mbox_opts_check(const tr_spawn_opts_t *o);
+int tr__mbox_opts_apply(tr__actor_t *a, const tr_spawn_opts_t *o);
+int tr__mbox_admit(tr__actor_t *a, tr_msg_t *m);
+uint64_t tr__mbox_removed(const tr__actor_t *a);
+void tr__mbox_limit_free(tr__actor_t *a);
+
+/* ---- signals between schedulers (src/inbox.c) ----
+ * Every cross-scheduler operation is a tr_msg_t pushed onto the target
+ * scheduler's inbox: user messages as they are, operations as messages of
+ * an internal kind (>= TR__SIG_FIRST) with their operands in from, ref,
+ * reason and the body. */
+enum {
+  TR__SIG_FIRST = 16,
+  TR__SIG_EXIT = TR__SIG_FIRST, /* exit signal from -> to; decoded=1: link */
+  TR__SIG_LINK,         /* from links to `to` */
+  TR__SIG_UNLINK,       /* from unlinks `to` */
+  TR__SIG_MONITOR,      /* from monitors `to` with ref */
+  TR__SIG_DEMONITOR,    /* from drops monitor ref on `to` */
+  TR__SIG_DOWN,         /* monitor ref on `from` fired: reason, to watcher */
+  TR__SIG_SPAWN,        /* body: tr__spawn_req_t */
+  TR__SIG_RPC_REPLY,    /* ref: token; body: tr__rpc_res_t; to: waiter */
+  TR__SIG_TIMER_ARM,    /* TIMER message to arm on to's scheduler; due in
+                         * from while in transit */
+  TR__SIG_TIMER_CANCEL, /* ref: timer; body: token; from: who waits */
+  TR__SIG_STOP,         /* tr_runtime_stop reached this scheduler */
+  TR__SIG_KILL_ALL,     /* tr_runtime_free: kill every actor */
+  TR__SIG_HOST_ACK,     /* body: tr__host_wait_t *: everything before is in */
+  TR__SIG_MBOX_STATS    /* body: tr__mbox_query_t (remote mailbox stats) */
+};
+
+/* The result of a request an actor or the host waits for. */
+typedef struct tr__rpc_res {
+  int err;
+  tr_pid_t pid;
+} tr__rpc_res_t;
+
+/* A host thread waiting for a scheduler (remote spawn, sync). */
+typedef struct tr__host_wait {
+  int done;            /* under rt->mu */
+  tr__rpc_res_t res;
+} tr__host_wait_t;
+
 /* ---- actors ---- */
 
 enum {
@@ -112,10 +188,15 @@ enum {
   TR__ST_DEAD          /* exited, awaiting reaping */
 };
 
+/* A monitor between two actors of one scheduler is one record in both
+ * lists. Across schedulers each side keeps its own record: the watcher's
+ * has target == NULL (tpid names it), the target's has watcher == NULL
+ * (wpid names it) and sits in the scheduler's remote-monitor map. */
 struct tr__monitor {
   tr_ref_t ref;
   tr__actor_t *watcher;
   tr__actor_t *target;
+  tr_pid_t wpid, tpid;
   tr__monitor_t *w_next, *w_prev; /* in watcher->monitors */
   tr__monitor_t *t_next, *t_prev; /* in target->monitored_by */
 };
@@ -156,7 +237,6 @@ struct tr__actor {
   tr__monitor_t *monitors;     /* as watcher */
   tr__monitor_t *monitored_by; /* as target */
   tr__timer_t *timers;         /* SEND timers aimed at this actor */
-  char *name;
   tr__defer_t *defers;
   void *arena;                 /* list of arena blocks */
   tr__actor_t *top_next, *top_prev; /* top-level list (stop order) */
@@ -164,12 +244,49 @@ struct tr__actor {
   tr_pid_t parent;  /* supervisor/: who awaits its init ack (tr_sup_init_ack) */
   struct tr__io_handle *io_handles; /* I/O handles it owns (src/io_core.c) */
   struct tr__io_op *io_ops;         /* I/O requests it waits for */
+  struct tr__mbox_limit *mbox_limit; /* mailbox limit, or NULL (limit.c) */
+  /* a request to another scheduler this actor waits for (remote spawn,
+   * remote cancel_timer): token, and the answer once rpc_done */
+  uint64_t rpc_token;
+  uint8_t rpc_done;
+  tr__rpc_res_t rpc_res;
 #ifdef TR_TSAN
   void *tsan_fiber;
 #endif
 };
 
 /* ---- scheduler ---- */
+
+/* A u64 -> pointer map (open addressing), for the few lookups by ref that
+ * cross-scheduler bookkeeping needs (src/inbox.c). Key 0 is never used. */
+typedef struct tr__map {
+  uint64_t *keys;
+  void **vals;
+  size_t cap, len;
+} tr__map_t;
+
+int tr__map_put(tr__map_t *m, uint64_t key, void *val);
+void *tr__map_get(const tr__map_t *m, uint64_t key);
+void *tr__map_del(tr__map_t *m, uint64_t key);
+void tr__map_destroy(tr__map_t *m);
+
+/* The pid alive table: for each pid-table index, the pid of the live actor
+ * there (0 if none), readable from any thread. One MAP_NORESERVE mapping
+ * per scheduler covering every index (128 MiB of address space; pages are
+ * touched as indices are used), so it never moves. Bit 63 (never set in a
+ * pid) marks a pid that has a registered name. */
+#define TR__ALIVE_NAMED (UINT64_C(1) << 63)
+
+/* The MPSC inbox: Vyukov's intrusive queue. Producers (any thread) swap
+ * head; the owner pops at tail. `wake` coalesces wake-ups: only the
+ * producer that turns it from 0 to 1 sends the uv_async. */
+typedef struct tr__inbox {
+  _Alignas(64) tr__qnode_t *_Atomic head;
+  _Atomic int wake;
+  _Alignas(64) tr__qnode_t *tail; /* owner only */
+  tr__qnode_t stub;
+  int more;                       /* owner: stopped early, items left */
+} tr__inbox_t;
 
 struct tr__sched {
   tr_runtime_t *rt;
@@ -197,9 +314,6 @@ struct tr__sched {
   int idle_active;
   int handles_open;        /* runtime handles not yet closed */
   int handles_closing;
-  /* registry: open hash of name -> actor */
-  tr__actor_t **names;
-  size_t names_cap, names_len;
   tr__actor_t *top_head;   /* top-level actors, youngest first */
   tr_msg_t *msg_free[TR__MSG_CLASSES]; /* recycled message buffers */
   uint32_t msg_nfree[TR__MSG_CLASSES];
@@ -218,17 +332,54 @@ struct tr__sched {
 #ifdef TR_TSAN
   void *tsan_main;
 #endif
+  /* ---- multi-core (src/inbox.c, src/runtime.c) ---- */
+  _Atomic size_t live_pub;  /* `live`, published for other threads */
+  tr__inbox_t inbox;        /* signals from other threads */
+  uv_async_t async;         /* wakes the owner for its inbox */
+  pthread_mutex_t async_mu; /* async_open and uv_async_send vs. close */
+  int async_open;
+  int async_refd;           /* attached scheduler 0: async keeps loop alive */
+  int counted;              /* contributes one to rt->busy (not idle) */
+  uint64_t next_token;      /* rpc tokens of this scheduler's actors */
+  tr__map_t rmon;           /* ref -> monitor record of a remote watcher */
+  tr__map_t rtimers;        /* ref -> send_after timer armed from afar */
+  _Atomic uint64_t *alive;  /* the alive table (1 << TR__IDX_BITS) */
+  /* scheduler threads (id > 0): their own loop, parked outside a run */
+  uv_loop_t own_loop;
+  pthread_t thread;
+  int has_thread;
+  int parked;               /* under rt->mu */
+  int service_req;          /* under rt->mu: apply the inbox while parked */
+  unsigned service_done;    /* under rt->mu */
 };
 
 struct tr_runtime_s {
   tr_config_t cfg;
-  tr__sched_t sched;      /* one scheduler (multi-core comes later) */
+  tr__sched_t sched;      /* scheduler 0: the host thread's */
+  tr__sched_t **scheds;   /* all of them; scheds[0] == &sched */
+  unsigned nsched;
+  int placement;          /* default placement (cfg or TR_PLACEMENT) */
   uv_loop_t own_loop;
   int attached;
-  int running;
-  int stopping;
-  int stop_done;
-  int freeing;
+  _Atomic int running;
+  _Atomic int stopping;
+  _Atomic int stop_done;
+  _Atomic int freeing;
+  /* shared between the scheduler threads */
+  _Atomic unsigned rr_next;     /* round-robin placement */
+  _Atomic long busy;            /* schedulers not idle + pending wake-ups */
+  _Atomic unsigned scheds_live; /* schedulers with live actors */
+  _Atomic long top_live;        /* top-level actors alive */
+  pthread_mutex_t mu;           /* thread parking, service, host waits */
+  pthread_cond_t cv;
+  int run_active;               /* under mu: threads run actors */
+  _Atomic int run_flag;         /* run_active, for a lock-free look */
+  int quit;                     /* under mu: threads exit */
+  pthread_mutex_t log_mu;       /* serialises the logger */
+  /* registry: name -> pid, pid -> entry (actors/registry.c) */
+  pthread_mutex_t reg_mu;
+  struct tr__name **names_by_name, **names_by_pid;
+  size_t names_cap, names_len;
 };
 
 /* The scheduler driving the calling thread, or NULL. */
@@ -237,6 +388,12 @@ extern TR__TLS tr__sched_t *tr__tls_sched;
 static inline tr__actor_t *tr__current(void) {
   tr__sched_t *s = tr__tls_sched;
   return s != NULL ? s->current : NULL;
+}
+
+/* The scheduler of rt that pid names, or NULL. */
+static inline tr__sched_t *tr__pid_owner(tr_runtime_t *rt, tr_pid_t pid) {
+  unsigned id = tr__pid_sched(pid);
+  return (rt != NULL && id < rt->nsched) ? rt->scheds[id] : NULL;
 }
 
 /* Resolves a pid of scheduler s to its live actor, or NULL. */
@@ -280,6 +437,7 @@ void tr__fiber_unwound(tr__actor_t *a);
 int tr__sched_init(tr__sched_t *s, tr_runtime_t *rt, uv_loop_t *loop);
 void tr__sched_close_handles(tr__sched_t *s);
 void tr__sched_destroy(tr__sched_t *s);
+void tr__async_ref_update(tr__sched_t *s);
 
 /* actor.c */
 void tr__actor_kill(tr__sched_t *s, tr__actor_t *a, const tr_reason_t *r);
@@ -296,9 +454,14 @@ void tr__exit_signal(tr__sched_t *s, tr__actor_t *to, tr_pid_t from,
 void tr__links_notify(tr__actor_t *a);
 void tr__monitors_release(tr__actor_t *a);
 
-/* registry.c */
+/* registry.c: the runtime-wide registry. remove_actor runs on a's own
+ * thread once a is marked dead (its alive entry held the NAMED bit). */
 void tr__registry_remove_actor(tr__actor_t *a);
-void tr__registry_destroy(tr__sched_t *s);
+void tr__registry_remove_pid(tr_runtime_t *rt, tr_pid_t pid);
+/* Copies pid's name into buf (size > 0), "" if none. */
+void tr__registry_name_of(tr_runtime_t *rt, tr_pid_t pid, char *buf, size_t size);
+int tr__registry_init(tr_runtime_t *rt);
+void tr__registry_destroy(tr_runtime_t *rt);
 
 /* ledger.c */
 void tr__ledger_release(tr__actor_t *a);
@@ -326,6 +489,92 @@ void tr__crash_report(tr__sched_t *s, tr__actor_t *a);
 void tr__log(tr__sched_t *s, tr_log_level_t level, const char *fmt, ...)
     TR_PRINTF(3, 4);
 void tr__runtime_check_stop(tr__sched_t *s);
+/* Standalone: runs every scheduler (threads unparked) until all actors
+ * exited (0), nothing can progress (TR_EDEADLK), a stop finished, or
+ * until(arg) holds (0); parks the threads again before returning. */
+int tr__runtime_drive(tr_runtime_t *rt, int (*until)(void *), void *arg);
+/* Host thread: returns once k has applied every signal pushed to it so
+ * far (servicing k if it is parked), then applies scheduler 0's inbox if
+ * the host is on its scheduler stack. */
+void tr__host_sync(tr_runtime_t *rt, tr__sched_t *k);
+/* Host thread: waits for w->done, servicing k while it is parked. */
+void tr__host_wait(tr_runtime_t *rt, tr__sched_t *k, tr__host_wait_t *w);
+/* Marks w done (any thread) and wakes the waiting host. */
+void tr__host_done(tr_runtime_t *rt, tr__host_wait_t *w, const tr__rpc_res_t *res);
+void tr__sig_stop_apply(tr__sched_t *s);
+void tr__sig_kill_all_apply(tr__sched_t *s);
+/* An actor was added or removed on s (owner thread). */
+void tr__live_inc(tr__sched_t *s);
+void tr__live_dec(tr__sched_t *s);
+
+/* inbox.c: the MPSC inbox and signals. */
+void tr__inbox_init(tr__inbox_t *q);
+/* Pushes m (its kind and `to` set) onto s's inbox and wakes s. Any
+ * thread; m now belongs to s. */
+void tr__sig_push(tr__sched_t *s, tr_msg_t *m);
+/* Builds a control signal (aborts when out of memory: a lost EXIT or DOWN
+ * would break supervision) and pushes it to the scheduler `to` names. */
+void tr__sig_send(tr_runtime_t *rt, int kind, tr_pid_t to, tr_pid_t from,
+                  tr_ref_t ref, const tr_reason_t *r, const void *body,
+                  size_t len, int flag);
+void tr__sig_send_to(tr__sched_t *dst, int kind, tr_pid_t to, tr_pid_t from,
+                     tr_ref_t ref, const tr_reason_t *r, const void *body,
+                     size_t len, int flag);
+/* Owner thread, scheduler stack: applies queued signals; returns how many. */
+size_t tr__inbox_apply(tr__sched_t *s);
+/* Owner: nonzero if signals may be waiting. */
+int tr__inbox_pending(tr__sched_t *s);
+/* Teardown, no other thread running: frees whatever is queued. */
+void tr__inbox_discard(tr__sched_t *s);
+/* Wakes s (any thread) as a push would, without a signal. */
+void tr__poke(tr__sched_t *s);
+/* Owner: s has nothing to do; leaves rt->busy. Returns 1 if that made
+ * every scheduler idle (the caller decides what that means). */
+int tr__sched_go_idle(tr__sched_t *s);
+void tr__sched_count(tr__sched_t *s);
+void tr__async_cb(uv_async_t *h);
+/* Alive table. */
+static inline _Atomic uint64_t *tr__alive_slot(tr__sched_t *s, uint32_t idx) {
+  return &s->alive[idx & TR__IDX_MASK];
+}
+static inline void tr__alive_set(tr__sched_t *s, uint32_t idx, tr_pid_t pid) {
+  atomic_store_explicit(tr__alive_slot(s, idx), pid, memory_order_release);
+}
+static inline uint64_t tr__alive_clear(tr__sched_t *s, uint32_t idx) {
+  return atomic_exchange(tr__alive_slot(s, idx), 0);
+}
+/* Nonzero if pid names a live actor of rt (any thread). */
+int tr__pid_alive(tr_runtime_t *rt, tr_pid_t pid);
+
+/* actor.c: spawning with a supervisor parent (supervisor/), remote spawn,
+ * and the request/answer wait of an actor. */
+int tr__spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
+              const tr_spawn_opts_t *o, tr_pid_t sup_parent, tr_pid_t *pid);
+void tr__sig_spawn_apply(tr__sched_t *s, tr_msg_t *m);
+void tr__sig_rpc_reply_apply(tr__sched_t *s, tr_msg_t *m);
+/* Blocks a (actor context) until its request `token` is answered. */
+void tr__rpc_wait(tr__actor_t *a);
+/* Sends an answer to the actor `to` waiting for token. */
+void tr__rpc_answer(tr_runtime_t *rt, tr_pid_t to, uint64_t token, int err,
+                    tr_pid_t pid);
+
+/* link.c: applying link, monitor and exit signals from other schedulers. */
+void tr__sig_exit_apply(tr__sched_t *s, tr_msg_t *m);
+void tr__sig_link_apply(tr__sched_t *s, tr_msg_t *m);
+void tr__sig_unlink_apply(tr__sched_t *s, tr_msg_t *m);
+void tr__sig_monitor_apply(tr__sched_t *s, tr_msg_t *m);
+void tr__sig_demonitor_apply(tr__sched_t *s, tr_msg_t *m);
+void tr__sig_down_apply(tr__sched_t *s, tr_msg_t *m);
+/* Watcher side of a monitor on a remote pid (record + MONITOR signal). */
+int tr__monitor_remote(tr__actor_t *w, tr_pid_t pid, tr_ref_t ref);
+/* Adds the link a -> pid on a's side only. */
+int tr__link_add(tr__actor_t *a, tr_pid_t pid);
+/* Target side of a monitor from a remote watcher. */
+int tr__monitor_target_add(tr__actor_t *t, tr_pid_t wpid, tr_ref_t ref);
+
+/* timer.c */
+void tr__sig_timer_arm_apply(tr__sched_t *s, tr_msg_t *m);
+void tr__sig_timer_cancel_apply(tr__sched_t *s, tr_msg_t *m);
 
 /* codec.h supplies the msgpack helpers. */
 

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #ifdef TR_ASAN
 #include <sanitizer/asan_interface.h>
@@ -245,8 +246,24 @@ _Noreturn void tr__sched_exit_current(tr__sched_t *s, tr__actor_t *a) {
   abort(); /* a dead actor is never resumed */
 }
 
-/* Runs actors until none is runnable or the loop is due a turn. Must be
- * called on the scheduler's own stack. */
+/* Attached scheduler 0 with other schedulers: its uv_async keeps the
+ * host's loop alive while actors live anywhere (another scheduler may send
+ * to it at any time), and no longer once they are all gone. */
+void tr__async_ref_update(tr__sched_t *s) {
+  tr_runtime_t *rt = s->rt;
+  int want;
+  if (!rt->attached || s != &rt->sched || rt->nsched == 1 || !s->async_open)
+    return;
+  want = atomic_load(&rt->scheds_live) > 0;
+  if (want == s->async_refd) return;
+  s->async_refd = want;
+  if (want) uv_ref((uv_handle_t *)&s->async);
+  else uv_unref((uv_handle_t *)&s->async);
+}
+
+/* Runs actors until none is runnable or the loop is due a turn, applying
+ * the inbox first and whenever the run queue runs dry. Must be called on
+ * the scheduler's own stack. */
 void tr__sched_drain(tr__sched_t *s) {
   tr__actor_t *a;
   tr__sched_t *prev = tr__tls_sched;
@@ -255,13 +272,17 @@ void tr__sched_drain(tr__sched_t *s) {
   s->switches = 0;
   /* No asynchronous signal handler may run on an actor's stack. */
   pthread_sigmask(SIG_SETMASK, &s->sigmask, NULL);
-  tr__reap(s);
-  while (s->switches < TR__SWITCH_BUDGET && (a = rq_pop(s)) != NULL) {
-    a->state = TR__ST_RUNNING;
-    s->current = a;
-    do_switch(s, NULL, a);
-    s->current = NULL;
+  for (;;) {
+    tr__inbox_apply(s);
     tr__reap(s);
+    while (s->switches < TR__SWITCH_BUDGET && (a = rq_pop(s)) != NULL) {
+      a->state = TR__ST_RUNNING;
+      s->current = a;
+      do_switch(s, NULL, a);
+      s->current = NULL;
+      tr__reap(s);
+    }
+    if (s->switches >= TR__SWITCH_BUDGET || !tr__inbox_pending(s)) break;
   }
   pthread_sigmask(SIG_SETMASK, &s->loop_mask, NULL);
   s->in_drain = 0;
@@ -271,6 +292,7 @@ void tr__sched_drain(tr__sched_t *s) {
     uv_idle_start(&s->idle, idle_cb); /* budget ran out: continue next turn */
     s->idle_active = 1;
   }
+  tr__async_ref_update(s);
 }
 
 static void idle_cb(uv_idle_t *h) {
@@ -289,16 +311,37 @@ int tr__sched_init(tr__sched_t *s, tr_runtime_t *rt, uv_loop_t *loop) {
   int err;
   memset(s, 0, sizeof(*s));
   s->rt = rt;
+  if (loop == NULL) { /* a scheduler thread's own loop */
+    if ((err = uv_loop_init(&s->own_loop)) != 0) return err;
+    loop = &s->own_loop;
+  }
   s->loop = loop;
+  s->alive = mmap(NULL, sizeof(*s->alive) << TR__IDX_BITS,
+                  PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (s->alive == MAP_FAILED) {
+    s->alive = NULL;
+    return TR_ENOMEM;
+  }
   err = tr__stack_pool_new(&s->stacks, rt->cfg.stack_cache);
-  if (err != 0) return err;
+  if (err != 0) {
+    munmap((void *)s->alive, sizeof(*s->alive) << TR__IDX_BITS);
+    s->alive = NULL;
+    return err;
+  }
   uv_timer_init(loop, &s->uv_timer);
   s->uv_timer.data = s;
   uv_idle_init(loop, &s->idle);
   s->idle.data = s;
   uv_timer_init(loop, &s->stop_timer);
   s->stop_timer.data = s;
-  s->handles_open = 3;
+  tr__inbox_init(&s->inbox);
+  pthread_mutex_init(&s->async_mu, NULL);
+  uv_async_init(loop, &s->async, tr__async_cb);
+  s->async.data = s;
+  uv_unref((uv_handle_t *)&s->async); /* see tr__async_ref_update */
+  s->async_open = 1;
+  s->handles_open = 4;
 #ifdef TR_TSAN
   s->tsan_main = __tsan_get_current_fiber();
 #endif
@@ -317,15 +360,24 @@ void tr__sched_close_handles(tr__sched_t *s) {
   uv_close((uv_handle_t *)&s->uv_timer, handle_closed);
   uv_close((uv_handle_t *)&s->idle, handle_closed);
   uv_close((uv_handle_t *)&s->stop_timer, handle_closed);
+  pthread_mutex_lock(&s->async_mu);
+  s->async_open = 0; /* no uv_async_send from here on */
+  pthread_mutex_unlock(&s->async_mu);
+  uv_close((uv_handle_t *)&s->async, handle_closed);
 }
 
 void tr__sched_destroy(tr__sched_t *s) {
   tr__io_destroy(s);
   tr__msg_cache_destroy(s);
   tr__timers_destroy(s);
-  tr__registry_destroy(s);
   tr__slots_destroy(&s->pids);
   tr__slots_destroy(&s->timer_refs);
+  tr__map_destroy(&s->rmon);
+  tr__map_destroy(&s->rtimers);
+  if (s->alive != NULL)
+    munmap((void *)s->alive, sizeof(*s->alive) << TR__IDX_BITS);
+  s->alive = NULL;
+  pthread_mutex_destroy(&s->async_mu);
   tr__stack_pool_free(s->stacks);
   s->stacks = NULL;
 }

@@ -127,17 +127,16 @@ static void spawn_failed(tr_reason_t *why, int rc) {
 int tr__sup_child_start(sup_t *sup, sup_child_t *c, tr_reason_t *why) {
   tr_spawn_opts_t o;
   tr_pid_t pid;
-  tr__actor_t *a;
   int rc;
   tr_spawn_opts_init(&o);
   o.flags = TR_SPAWN_LINK;
   o.stack_size = c->spec.stack_size;
-  if ((rc = tr_spawn(NULL, c->spec.start, c->arg, &o, &pid)) != 0) {
+  /* The child learns whom to ack at creation (it may run at once on
+   * another scheduler). */
+  if ((rc = tr__spawn(NULL, c->spec.start, c->arg, &o, sup->self, &pid)) != 0) {
     spawn_failed(why, rc);
     return TR_ESTART;
   }
-  /* The child has not run yet: tell it whom to ack. */
-  if ((a = tr__lookup(tr__tls_sched, pid)) != NULL) a->parent = sup->self;
   if (!(c->spec.flags & TR_CHILD_NO_ACK)) {
     rc = tr__sup_await_ack(pid, 0, why, NULL);
     if (rc != TR_INIT_OK) return rc;

@@ -162,8 +162,7 @@ static int start_in_actor(const tr_sup_flags_t *flags,
   o.flags = TR_SPAWN_MONITOR | (linked ? TR_SPAWN_LINK : 0);
   o.monitor_ref = &ref;
   o.name = f.name;
-  if ((rc = tr_spawn(NULL, sup_boot, NULL, &o, &p)) == 0) {
-    tr__lookup(tr__tls_sched, p)->parent = tr_self();
+  if ((rc = tr__spawn(NULL, sup_boot, NULL, &o, tr_self(), &p)) == 0) {
     rc = tr__sup_send_init(tr_runtime_current(), p, &f, copy, n, NULL, linked);
     if (rc != 0) { /* it has not run: end it quietly */
       tr_unlink(p);
@@ -197,19 +196,23 @@ int tr_sup_start_link(const tr_sup_flags_t *flags, const tr_child_spec_t *specs,
 
 /* ---- starting from outside any actor ------------------------------------ */
 
-/* Runs the runtime until the supervisor has reported its init, died, or
- * nothing can make progress. */
+typedef struct {
+  tr_runtime_t *rt;
+  sup_box_t *box;
+  tr_pid_t pid;
+} drive_t;
+
+static int drive_done(void *arg) {
+  drive_t *d = arg;
+  return d->box->done || tr__lookup(&d->rt->sched, d->pid) == NULL;
+}
+
+/* Runs the runtime (every scheduler) until the supervisor has reported its
+ * init, died, or nothing can make progress. The supervisor runs on
+ * scheduler 0, the caller's, so that the box is only touched there. */
 static void drive(tr_runtime_t *rt, sup_box_t *box, tr_pid_t pid) {
-  tr__sched_t *s = &rt->sched;
-  rt->running = 1;
-  for (;;) {
-    tr__sched_drain(s);
-    tr__runtime_check_stop(s);
-    if (box->done || tr__lookup(s, pid) == NULL) break;
-    if (s->rq_head == NULL && !uv_loop_alive(s->loop)) break;
-    uv_run(s->loop, s->rq_head != NULL ? UV_RUN_NOWAIT : UV_RUN_ONCE);
-  }
-  rt->running = 0;
+  drive_t d = {rt, box, pid};
+  if (!drive_done(&d)) tr__runtime_drive(rt, drive_done, &d);
 }
 
 static int outside_check(tr_runtime_t *rt, tr_sup_error_t *err) {
@@ -267,6 +270,7 @@ static int start_outside(tr_runtime_t *rt, const tr_sup_flags_t *flags,
   box->refs = 2;
   tr_spawn_opts_init(&o);
   o.name = f.name;
+  o.placement = TR_PLACE_SCHED(0);
   if ((rc = tr_spawn(rt, sup_boot, NULL, &o, &p)) == 0 &&
       (rc = tr__sup_send_init(rt, p, &f, copy, n, box, 0)) != 0)
     tr_exit_pid(rt, p, TR_REASON_KILL);

@@ -85,13 +85,19 @@ static void op_stop(req_t *q) {
 }
 
 static void op_start_child(req_t *q) {
-  tr_child_spec_t spec;
+  tr_child_spec_t in, spec;
   sup_child_t *c;
   if (is_simple(q->sup) || q->len != sizeof(spec)) {
     answer_code(q, TR_EINVAL);
     return;
   }
-  memcpy(&spec, q->bin, sizeof(spec));
+  /* Any actor can send this request: the spec is checked again here (an
+   * id without its NUL, an out-of-range field). */
+  memcpy(&in, q->bin, sizeof(in));
+  if (tr__sup_spec_check(&in, 0, -1, &spec, NULL) != 0) {
+    answer_code(q, TR_EINVAL);
+    return;
+  }
   if ((c = tr__sup_by_id(q->sup, spec.id)) != NULL) {
     if (c->pid != TR_PID_NONE) answer(q, TR_EBUSY, c->pid, NULL, 0);
     else answer_code(q, TR_EEXIST);

@@ -10,6 +10,7 @@
  */
 #include "sup.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,10 @@ int tr__sup_call(tr_pid_t sup, int op, uint64_t *x, const void *in,
   if (rc != 0) return rc;
   o = tr_msg_obj(reply);
   if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3 ||
+      (o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+       o->via.array.ptr[0].type != MSGPACK_OBJECT_NEGATIVE_INTEGER) ||
+      o->via.array.ptr[0].via.i64 < INT_MIN || o->via.array.ptr[0].via.i64 > 0 ||
+      o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       o->via.array.ptr[2].type != MSGPACK_OBJECT_BIN) {
     tr_msg_free(reply);
     return TR_EBADMSG;

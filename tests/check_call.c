@@ -398,6 +398,38 @@ START_TEST(test_reply_to_dead_caller) {
 }
 END_TEST
 
+/* Regression (fuzz/fuzz_call.c): a server that answers the same CALL twice
+ * in one go, before the caller ran, queued both REPLYs; the caller took the
+ * first and the second stayed in its mailbox for good — never receivable,
+ * yet counted by tr_mailbox_len. One reply per call is accepted now. */
+static void double_replier(void *arg) {
+  tr_msg_t *m;
+  (void)arg;
+  if (tr_recv(&m, -1) != 0) return;
+  TR_OK(tr_reply(m, ONE, sizeof(ONE)));
+  TR_OK(tr_reply(m, ONE, sizeof(ONE))); /* dropped on delivery */
+  tr_msg_free(m);
+}
+
+static void double_reply_client(void *arg) {
+  tr_pid_t srv;
+  tr_msg_t *reply;
+  int *left = arg;
+  TR_OK(tr_spawn_link(double_replier, NULL, &srv));
+  TR_OK(tr_call(srv, ONE, sizeof(ONE), &reply, 1000, NULL));
+  tr_msg_free(reply);
+  TR_OK(tr_sleep(5));
+  *left = (int)tr_mailbox_len();
+  ck_assert_int_eq(tr_recv(&reply, 0), TR_ETIMEDOUT);
+}
+
+START_TEST(test_double_reply_not_stranded) {
+  int left = -1;
+  tr_test_run(double_reply_client, &left);
+  ck_assert_int_eq(left, 0);
+}
+END_TEST
+
 static Suite *suite_call(void) {
   Suite *s = suite_create("call");
   TCase *tc = tcase_create("call");
@@ -411,6 +443,7 @@ static Suite *suite_call(void) {
   tcase_add_test(tc, test_other_messages_keep_order);
   tcase_add_test(tc, test_reply_non_call);
   tcase_add_test(tc, test_reply_to_dead_caller);
+  tcase_add_test(tc, test_double_reply_not_stranded);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -18,7 +18,10 @@ START_TEST(test_config_defaults) {
   memset(&cfg, 0xa5, sizeof(cfg));
   tr_config_init(&cfg);
   ck_assert_uint_eq(cfg.size, sizeof(tr_config_t));
-  ck_assert_uint_eq(cfg.schedulers, 1);
+  /* The default: TR_SCHEDULERS if set (the suite's multi-scheduler runs),
+   * else 1. */
+  ck_assert_uint_eq(cfg.schedulers,
+                    getenv("TR_SCHEDULERS") ? strtoul(getenv("TR_SCHEDULERS"), NULL, 10) : 1);
   ck_assert_uint_eq(cfg.stack_size, TR_STACK_SIZE_DEFAULT);
   ck_assert_uint_eq(cfg.stack_cache, 1024);
   ck_assert_uint_eq(cfg.stop_timeout_ms, 5000);
@@ -59,9 +62,11 @@ START_TEST(test_invalid_configs) {
   new_works(&cfg);
 
   tr_config_init(&cfg);
-  cfg.schedulers = 2; /* not built yet */
-  new_fails(&cfg, TR_ENOTSUP);
-  cfg.schedulers = 0; /* means 1 */
+  cfg.schedulers = TR_SCHEDULERS_MAX + 1;
+  new_fails(&cfg, TR_EINVAL);
+  cfg.schedulers = 2;
+  new_works(&cfg);
+  cfg.schedulers = 0; /* the default */
   new_works(&cfg);
 
   tr_config_init(&cfg);

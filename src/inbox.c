@@ -1,0 +1,344 @@
+/*
+ * Cross-scheduler signals: each scheduler owns one lock-free MPSC inbox
+ * (Vyukov's intrusive queue) that any thread may push to and only the
+ * owning thread drains. Everything one scheduler does to another's actors
+ * travels through it as a "signal": a tr_msg_t that is either a message to
+ * deliver (user, call, reply) or an operation of an internal kind (exit
+ * signal, link, monitor, DOWN, spawn, timer, stop, ...). The owner applies
+ * signals on its own stack exactly as the local code would, so actors are
+ * only ever touched by their own thread.
+ *
+ * Ordering: signals from one thread to one scheduler are applied in push
+ * order (the queue is FIFO); a sender uses the local path for actors of its
+ * own scheduler and the inbox for all others, so each (sender, receiver)
+ * pair always takes the same path and per-pair order holds.
+ *
+ * Wake-ups are coalesced: `wake` is set by the producer that finds it 0,
+ * and only that producer sends the uv_async. The owner clears it before it
+ * drains, so a push that the drain misses always sends a new wake-up.
+ *
+ * Deadlock detection across schedulers (rt->busy): each scheduler counts
+ * one while it is not idle, and each pending wake-up counts one until the
+ * owner has taken it over. A producer is always counted itself while it
+ * pushes (it is running), so busy only reaches 0 when every scheduler is
+ * idle with nothing on its way.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Signals applied per batch before the owner looks at other work. */
+#define TR__INBOX_BATCH 4096
+
+/* ---- the queue ---------------------------------------------------------- */
+
+void tr__inbox_init(tr__inbox_t *q) {
+  atomic_init(&q->stub.qnext, NULL);
+  atomic_init(&q->head, &q->stub);
+  atomic_init(&q->wake, 0);
+  q->tail = &q->stub;
+  q->more = 0;
+}
+
+static inline void q_push(tr__inbox_t *q, tr__qnode_t *n) {
+  tr__qnode_t *prev;
+  atomic_store_explicit(&n->qnext, NULL, memory_order_relaxed);
+  prev = atomic_exchange_explicit(&q->head, n, memory_order_acq_rel);
+  atomic_store_explicit(&prev->qnext, n, memory_order_release);
+}
+
+/* Owner only. NULL when empty, or when a producer is between its swap and
+ * its link (it wakes the owner afterwards, see wake()). */
+static inline tr__qnode_t *q_pop(tr__inbox_t *q) {
+  tr__qnode_t *tail = q->tail, *head;
+  tr__qnode_t *next = atomic_load_explicit(&tail->qnext, memory_order_acquire);
+  if (tail == &q->stub) {
+    if (next == NULL) return NULL;
+    q->tail = next;
+    tail = next;
+    next = atomic_load_explicit(&next->qnext, memory_order_acquire);
+  }
+  if (next != NULL) {
+    q->tail = next;
+    return tail;
+  }
+  head = atomic_load_explicit(&q->head, memory_order_acquire);
+  if (tail != head) return NULL;
+  q_push(q, &q->stub);
+  next = atomic_load_explicit(&tail->qnext, memory_order_acquire);
+  if (next != NULL) {
+    q->tail = next;
+    return tail;
+  }
+  return NULL;
+}
+
+/* ---- wake-ups and the busy count ---------------------------------------- */
+
+static void wake(tr__sched_t *s) {
+  tr__inbox_t *q = &s->inbox;
+  if (atomic_load(&q->wake) != 0 || atomic_exchange(&q->wake, 1) != 0) return;
+  atomic_fetch_add(&s->rt->busy, 1);
+  pthread_mutex_lock(&s->async_mu);
+  if (s->async_open) uv_async_send(&s->async);
+  pthread_mutex_unlock(&s->async_mu);
+}
+
+void tr__poke(tr__sched_t *s) { wake(s); }
+
+void tr__sched_count(tr__sched_t *s) {
+  if (s->counted) return;
+  s->counted = 1;
+  atomic_fetch_add(&s->rt->busy, 1);
+}
+
+int tr__sched_go_idle(tr__sched_t *s) {
+  tr_runtime_t *rt = s->rt;
+  if (!s->counted) return atomic_load(&rt->busy) == 0;
+  s->counted = 0;
+  if (atomic_fetch_sub(&rt->busy, 1) != 1) return 0;
+  if (s != &rt->sched) tr__poke(&rt->sched); /* it decides: deadlock */
+  return 1;
+}
+
+/* Takes over a pending wake-up: from here on the drain below sees every
+ * signal pushed before it. */
+static inline void take_wake(tr__sched_t *s) {
+  tr__inbox_t *q = &s->inbox;
+  if (atomic_load_explicit(&q->wake, memory_order_acquire) == 0) return;
+  if (atomic_exchange(&q->wake, 0) == 0) return;
+  tr__sched_count(s);
+  atomic_fetch_sub(&s->rt->busy, 1);
+  q->more = 1;
+}
+
+int tr__inbox_pending(tr__sched_t *s) {
+  return s->inbox.more ||
+         atomic_load_explicit(&s->inbox.wake, memory_order_acquire) != 0;
+}
+
+/* ---- pushing ------------------------------------------------------------ */
+
+void tr__sig_push(tr__sched_t *s, tr_msg_t *m) {
+  q_push(&s->inbox, &m->qn);
+  wake(s);
+}
+
+void tr__sig_send_to(tr__sched_t *dst, int kind, tr_pid_t to, tr_pid_t from,
+                     tr_ref_t ref, const tr_reason_t *r, const void *body,
+                     size_t len, int flag) {
+  tr_msg_t *m = tr__msg_new(TR_MSG_USER, body, len, r != NULL);
+  if (m == NULL) {
+    tr__log(tr__tls_sched, TR_LOG_ERROR,
+            "troupe: out of memory sending a signal to scheduler %u", dst->id);
+    abort();
+  }
+  m->kind = (uint8_t)kind;
+  m->to = to;
+  m->from = from;
+  m->ref = ref;
+  m->decoded = (uint8_t)flag;
+  if (r != NULL) *m->reason = *r;
+  tr__sig_push(dst, m);
+}
+
+void tr__sig_send(tr_runtime_t *rt, int kind, tr_pid_t to, tr_pid_t from,
+                  tr_ref_t ref, const tr_reason_t *r, const void *body,
+                  size_t len, int flag) {
+  tr__sched_t *dst = tr__pid_owner(rt, to);
+  if (dst == NULL) return; /* a pid of no scheduler: nobody to tell */
+  tr__sig_send_to(dst, kind, to, from, ref, r, body, len, flag);
+}
+
+/* ---- applying ----------------------------------------------------------- */
+
+/* Applies one signal on its target scheduler s; consumes m. */
+static void apply(tr__sched_t *s, tr_msg_t *m) {
+  tr__actor_t *a;
+  switch (m->kind) {
+  case TR_MSG_USER:
+  case TR_MSG_CALL:
+  case TR_MSG_REPLY:
+    a = tr__lookup(s, m->to);
+    m->prev = NULL;
+    if (a == NULL) tr__msg_destroy(m); /* dead or stale: a silent no-op */
+    else tr__deliver(a, m);
+    return;
+  case TR__SIG_TIMER_ARM:
+    tr__sig_timer_arm_apply(s, m); /* keeps m as the timer's message */
+    return;
+  case TR__SIG_EXIT: tr__sig_exit_apply(s, m); break;
+  case TR__SIG_LINK: tr__sig_link_apply(s, m); break;
+  case TR__SIG_UNLINK: tr__sig_unlink_apply(s, m); break;
+  case TR__SIG_MONITOR: tr__sig_monitor_apply(s, m); break;
+  case TR__SIG_DEMONITOR: tr__sig_demonitor_apply(s, m); break;
+  case TR__SIG_DOWN: tr__sig_down_apply(s, m); break;
+  case TR__SIG_SPAWN: tr__sig_spawn_apply(s, m); break;
+  case TR__SIG_RPC_REPLY: tr__sig_rpc_reply_apply(s, m); break;
+  case TR__SIG_TIMER_CANCEL: tr__sig_timer_cancel_apply(s, m); break;
+  case TR__SIG_STOP: tr__sig_stop_apply(s); break;
+  case TR__SIG_KILL_ALL: tr__sig_kill_all_apply(s); break;
+  case TR__SIG_HOST_ACK: {
+    tr__host_wait_t *w;
+    tr__rpc_res_t res = {0, TR_PID_NONE};
+    memcpy(&w, m->data, sizeof(w));
+    /* What the signals before did is complete when the host resumes:
+     * killed actors are reaped (apply runs on the scheduler stack). */
+    if (s->current == NULL && !s->in_cleanup) tr__reap(s);
+    tr__host_done(s->rt, w, &res);
+    break;
+  }
+  default:
+    break;
+  }
+  tr__msg_destroy(m);
+}
+
+size_t tr__inbox_apply(tr__sched_t *s) {
+  tr__inbox_t *q = &s->inbox;
+  tr__qnode_t *n;
+  size_t count = 0;
+  take_wake(s);
+  if (!q->more) return 0;
+  while (count < TR__INBOX_BATCH && (n = q_pop(q)) != NULL) {
+    apply(s, (tr_msg_t *)(void *)n);
+    count++;
+  }
+  q->more = count == TR__INBOX_BATCH;
+  return count;
+}
+
+void tr__inbox_discard(tr__sched_t *s) {
+  tr__qnode_t *n;
+  atomic_store(&s->inbox.wake, 0);
+  while ((n = q_pop(&s->inbox)) != NULL) {
+    tr_msg_t *m = (tr_msg_t *)(void *)n;
+    if (m->kind == TR__SIG_HOST_ACK) {
+      tr__host_wait_t *w;
+      tr__rpc_res_t res = {TR_ESTOPPED, TR_PID_NONE};
+      memcpy(&w, m->data, sizeof(w));
+      tr__host_done(s->rt, w, &res);
+    }
+    if (m->zone) msgpack_zone_free(m->zone);
+    free(m);
+  }
+  s->inbox.more = 0;
+}
+
+/* The uv_async of a scheduler: its inbox has signals. Standalone loops
+ * drain when uv_run returns; an attached scheduler drains right here. */
+void tr__async_cb(uv_async_t *h) {
+  tr__sched_t *s = h->data;
+  tr_runtime_t *rt = s->rt;
+  if (!rt->attached) {
+    uv_stop(s->loop); /* the run loop drains as uv_run returns */
+    return;
+  }
+  if (s->in_drain || s->current != NULL) return;
+  tr__sched_drain(s);
+  tr__runtime_check_stop(s);
+}
+
+/* ---- the alive table ---------------------------------------------------- */
+
+int tr__pid_alive(tr_runtime_t *rt, tr_pid_t pid) {
+  tr__sched_t *s = tr__pid_owner(rt, pid);
+  _Atomic uint64_t *slot;
+  if (s == NULL || pid == TR_PID_NONE) return 0;
+  slot = tr__alive_slot(s, (uint32_t)(pid & TR__IDX_MASK));
+  if (slot == NULL) return 0;
+  return (atomic_load_explicit(slot, memory_order_acquire) & ~TR__ALIVE_NAMED) ==
+         pid;
+}
+
+/* ---- u64 -> pointer map ------------------------------------------------- */
+
+static inline size_t map_hash(uint64_t k, size_t cap) {
+  k ^= k >> 33;
+  k *= UINT64_C(0xff51afd7ed558ccd);
+  k ^= k >> 33;
+  return (size_t)k & (cap - 1);
+}
+
+static int map_grow(tr__map_t *m) {
+  size_t ncap = m->cap ? m->cap * 2 : 64, ocap = m->cap;
+  uint64_t *ok = m->keys, *nk = calloc(ncap, sizeof(*nk));
+  void **ov = m->vals, **nv = calloc(ncap, sizeof(*nv));
+  if (nk == NULL || nv == NULL) {
+    free(nk);
+    free(nv);
+    return TR_ENOMEM;
+  }
+  m->keys = nk;
+  m->vals = nv;
+  m->cap = ncap;
+  for (size_t i = 0; i < ocap; i++) {
+    if (ok[i] == 0) continue;
+    size_t j = map_hash(ok[i], ncap);
+    while (nk[j] != 0) j = (j + 1) & (ncap - 1);
+    nk[j] = ok[i];
+    nv[j] = ov[i];
+  }
+  free(ok);
+  free(ov);
+  return 0;
+}
+
+int tr__map_put(tr__map_t *m, uint64_t key, void *val) {
+  size_t i;
+  int err;
+  if ((m->len + 1) * 2 > m->cap && (err = map_grow(m)) != 0) return err;
+  i = map_hash(key, m->cap);
+  while (m->keys[i] != 0 && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
+  if (m->keys[i] == 0) m->len++;
+  m->keys[i] = key;
+  m->vals[i] = val;
+  return 0;
+}
+
+void *tr__map_get(const tr__map_t *m, uint64_t key) {
+  size_t i;
+  if (m->cap == 0 || key == 0) return NULL;
+  i = map_hash(key, m->cap);
+  while (m->keys[i] != 0) {
+    if (m->keys[i] == key) return m->vals[i];
+    i = (i + 1) & (m->cap - 1);
+  }
+  return NULL;
+}
+
+void *tr__map_del(tr__map_t *m, uint64_t key) {
+  size_t i, j, mask;
+  void *val;
+  if (m->cap == 0 || key == 0) return NULL;
+  mask = m->cap - 1;
+  i = map_hash(key, m->cap);
+  while (m->keys[i] != key) {
+    if (m->keys[i] == 0) return NULL;
+    i = (i + 1) & mask;
+  }
+  val = m->vals[i];
+  m->keys[i] = 0;
+  m->vals[i] = NULL;
+  m->len--;
+  /* Backward-shift the cluster after i. */
+  for (j = (i + 1) & mask; m->keys[j] != 0; j = (j + 1) & mask) {
+    size_t h = map_hash(m->keys[j], m->cap);
+    /* Move j to i if its home h is not in the cyclic range (i, j]. */
+    if ((j > i && (h <= i || h > j)) || (j < i && (h <= i && h > j))) {
+      m->keys[i] = m->keys[j];
+      m->vals[i] = m->vals[j];
+      m->keys[j] = 0;
+      m->vals[j] = NULL;
+      i = j;
+    }
+  }
+  return val;
+}
+
+void tr__map_destroy(tr__map_t *m) {
+  free(m->keys);
+  free(m->vals);
+  memset(m, 0, sizeof(*m));
+}
