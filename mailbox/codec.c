@@ -204,6 +204,13 @@ TR_EXTERN int tr_msgpack_validate(const void *data, size_t len) {
   return scan(data, (const uint8_t *)data + len, NULL);
 }
 
+int tr__codec_validate_count(const void *data, size_t len, uint64_t *children) {
+  int rc = check_args(data, len);
+  *children = 0;
+  if (unlikely(rc != 0)) return rc;
+  return scan(data, (const uint8_t *)data + len, children);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Tag test                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -386,6 +393,11 @@ static int fill(const uint8_t *p, msgpack_object *root, msgpack_object *pool) {
   }
   if (fr != local) free(fr);
   return 0;
+}
+
+int tr__codec_decode_into(const void *data, msgpack_object *obj,
+                          msgpack_object *pool) {
+  return fill(data, obj, pool);
 }
 
 int tr__codec_decode(const void *data, size_t len, msgpack_zone **zone,

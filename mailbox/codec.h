@@ -60,13 +60,27 @@ int tr__codec_is_tag(const void *data, size_t len, const char *tag,
  * its one chunk) and, only for nesting deeper than 16, one temporary one.
  * Errors: TR_EINVAL, TR_EBADMSG, TR_EMSGSIZE, TR_ENOMEM; *zone is NULL and
  * *obj unspecified then. */
+int tr__codec_decode(const void *data, size_t len, msgpack_zone **zone,
+                     msgpack_object *obj);
+
+/* tr_msgpack_validate that also reports how many element objects a decode
+ * of the value needs (0 for scalars and empty containers), so that the
+ * count is taken once, on send. Same cost and errors. */
+int tr__codec_validate_count(const void *data, size_t len, uint64_t *children);
+
+/* Decodes bytes that passed tr__codec_validate_count into *obj, taking the
+ * element objects from pool (`children` entries; NULL when 0). Allocates
+ * nothing unless the value nests deeper than 16 levels (then TR_ENOMEM is
+ * possible). str, bin and ext objects point into data. */
+int tr__codec_decode_into(const void *data, msgpack_object *obj,
+                          msgpack_object *pool);
+
 /* Packs obj into sb without recursion (msgpack_pack_object recurses per
  * level). TR_EBADMSG for nesting deeper than TR_CODEC_DEPTH_MAX, TR_EINVAL
  * for inconsistent objects (a non-empty container with a NULL ptr),
  * TR_ENOMEM when out of memory. On error sb holds a partial value. */
 int tr__codec_pack_object(msgpack_sbuffer *sb, const msgpack_object *obj);
 
-int tr__codec_decode(const void *data, size_t len, msgpack_zone **zone,
-                     msgpack_object *obj);
+
 
 #endif /* TR_CODEC_H */

@@ -1010,6 +1010,41 @@ START_TEST(pack_object_matches_msgpack_and_bounds_depth) {
 }
 END_TEST
 
+START_TEST(validate_count_and_decode_into_match_decode) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_zone *zone = NULL;
+  msgpack_object a, b, pool[16];
+  uint64_t children = 99;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  /* ["t", 1, {"k": [2, 3]}, -4]: 4 + 1 pair (2 objects) + 2 = 8 children */
+  msgpack_pack_array(&pk, 4);
+  msgpack_pack_str_with_body(&pk, "t", 1);
+  msgpack_pack_int(&pk, 1);
+  msgpack_pack_map(&pk, 1);
+  msgpack_pack_str_with_body(&pk, "k", 1);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int(&pk, 2);
+  msgpack_pack_int(&pk, 3);
+  msgpack_pack_int(&pk, -4);
+  ck_assert_int_eq(tr__codec_validate_count(sb.data, sb.size, &children), 0);
+  ck_assert_uint_eq(children, 8);
+  ck_assert_int_eq(tr__codec_decode(sb.data, sb.size, &zone, &a), 0);
+  ck_assert_int_eq(tr__codec_decode_into(sb.data, &b, pool), 0);
+  ck_assert(msgpack_object_equal(a, b));
+  msgpack_zone_free(zone);
+  /* Scalars need no pool; malformed input is refused like the validator. */
+  ck_assert_int_eq(tr__codec_validate_count("\x2a", 1, &children), 0);
+  ck_assert_uint_eq(children, 0);
+  ck_assert_int_eq(tr__codec_decode_into("\x2a", &b, NULL), 0);
+  ck_assert_uint_eq(b.via.u64, 42);
+  ck_assert_int_eq(tr__codec_validate_count("\x92\x01", 2, &children), TR_EBADMSG);
+  ck_assert_int_eq(tr__codec_validate_count(NULL, 0, &children), TR_EINVAL);
+  msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
 static Suite *codec_suite(void) {
   Suite *s = suite_create("codec");
   TCase *tc = tcase_create("validate");
@@ -1040,6 +1075,7 @@ static Suite *codec_suite(void) {
   tcase_add_test(tc, decode_scalars_without_zone);
   tcase_add_test(tc, decode_arrays_and_maps);
   tcase_add_test(tc, fuzz_regressions);
+  tcase_add_test(tc, validate_count_and_decode_into_match_decode);
   suite_add_tcase(s, tc);
   return s;
 }
