@@ -544,7 +544,10 @@ static void actor_free(tr__actor_t *a) {
   tr__mailbox_clear(a);
   free(a->links);
   tr__slots_release(&s->pids, (uint32_t)(a->pid & TR__IDX_MASK));
-  tr__stack_put(s->stacks, &a->stack);
+  if (a->reason.kind == TR_REASON_STACK_OVERFLOW) /* touched to the guard */
+    tr__stack_put_cold(s->stacks, &a->stack);
+  else
+    tr__stack_put(s->stacks, &a->stack);
   tr__fiber_destroy(a);
   free(a);
   tr__live_dec(s);

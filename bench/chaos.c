@@ -5,7 +5,7 @@
  *               [--workers W] [--tick-ms MS] [--burst B] [--fault-rate F]
  *               [--burst-every S] [--clients C] [--settle S] [--quiet]
  *
- * The tree (defaults: 1,000 workers, 1,070 actors or so):
+ * The tree (defaults: 1,000 workers, 1,072 actors in all):
  *
  *   root (one_for_one)
  *   |- g.0 .. g.G-1      groups: one_for_one / one_for_all / rest_for_one
@@ -68,6 +68,20 @@
 #include <unistd.h>
 
 #include "troupe.h"
+
+/* Under AddressSanitizer the quarantine of freed memory and the
+ * allocator's own mappings grow RSS and VMAs on purpose: the memory bounds
+ * are left to LeakSanitizer there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHAOS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHAOS_ASAN 1
+#endif
+#endif
+#ifndef CHAOS_ASAN
+#define CHAOS_ASAN 0
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Options and results                                                      */
@@ -140,6 +154,8 @@ typedef struct {
 
 /* Per supervisor incarnation: restart attempts, for the intensity rule. */
 typedef struct {
+  char name[24];
+  int one_for_one; /* one_for_one or simple: an attempt never stops others */
   unsigned intensity, period_ms;
   uint64_t *att; /* attempt times (ns), oldest first */
   uint8_t *retry; /* att[i] is a retry's lower bound */
@@ -248,20 +264,6 @@ static int map_get(const map_t *m, uint64_t key, uint64_t *val) {
   return 1;
 }
 
-static void map_del(map_t *m, uint64_t key) {
-  size_t i, j;
-  if (!map_get(m, key, NULL)) return;
-  i = map_slot(m, key);
-  m->k[i] = 0;
-  m->len--;
-  for (j = (i + 1) & (m->cap - 1); m->k[j] != 0; j = (j + 1) & (m->cap - 1)) {
-    uint64_t k = m->k[j], v = m->v[j];
-    m->k[j] = 0;
-    m->len--;
-    map_put(m, k, v);
-  }
-}
-
 static void map_free(map_t *m) {
   free(m->k);
   free(m->v);
@@ -353,6 +355,23 @@ static void sup_limits(const char *name, unsigned *intensity, unsigned *period) 
   else if (strcmp(name, "handlers") == 0) *intensity = 1000;
 }
 
+static const tr_sup_strategy_t group_strategy[4] = {
+    TR_ONE_FOR_ONE, TR_ONE_FOR_ALL, TR_REST_FOR_ONE, TR_ONE_FOR_ONE};
+static const tr_sup_strategy_t team_strategy[4] = {
+    TR_ONE_FOR_ONE, TR_ONE_FOR_ALL, TR_REST_FOR_ONE, TR_SIMPLE_ONE_FOR_ONE};
+
+/* The strategy the tree gives a supervisor, by its name. */
+static tr_sup_strategy_t sup_strategy(const char *name) {
+  int g = 0, k = 0;
+  if (strcmp(name, "tcp") == 0) return TR_REST_FOR_ONE;
+  if (strcmp(name, "handlers") == 0) return TR_SIMPLE_ONE_FOR_ONE;
+  if (sscanf(name, "g.%d", &g) == 1) return group_strategy[g % 4];
+  if (name[0] == 'u') return TR_ONE_FOR_ALL;
+  if (sscanf(name, "t.%d.%d", &g, &k) == 2)
+    return team_strategy[(g * G.o.teams + k) % 4];
+  return TR_ONE_FOR_ONE; /* root, clients */
+}
+
 static supst_t *sup_state(const tr_sup_event_t *ev) {
   uint64_t p;
   supst_t *st;
@@ -360,21 +379,16 @@ static supst_t *sup_state(const tr_sup_event_t *ev) {
   st = calloc(1, sizeof(*st));
   if (st == NULL) abort();
   sup_limits(ev->sup_name, &st->intensity, &st->period_ms);
+  snprintf(st->name, sizeof(st->name), "%s", ev->sup_name);
+  st->one_for_one = sup_strategy(ev->sup_name) == TR_ONE_FOR_ONE ||
+                    sup_strategy(ev->sup_name) == TR_SIMPLE_ONE_FOR_ONE;
   map_put(&G.sups, ev->sup, (uint64_t)(uintptr_t)st);
   G.sup_incarnations++;
   return st;
 }
 
-/* Attempts within (t - window, t]. */
-static unsigned attempts_within(supst_t *st, uint64_t t, uint64_t window_ns) {
-  unsigned n = 0;
-  for (size_t i = 0; i < st->natt; i++)
-    if (t - st->att[i] < window_ns) n++;
-  return n;
-}
-
 static void push_attempt(supst_t *st, uint64_t t, int retry) {
-  uint64_t keep = ((uint64_t)st->period_ms + 10) * 1000000u;
+  uint64_t keep = ((uint64_t)st->period_ms + 50) * 1000000u;
   size_t j = 0;
   for (size_t i = 0; i < st->natt; i++) /* drop what no window reaches */
     if (t - st->att[i] < keep) {
@@ -406,36 +420,83 @@ static int is_sup_id(const char *id) {
          strcmp(id, "clients") == 0;
 }
 
-/* The intensity rule, from the supervisor's own event stream. An attempt
- * after an EXITED is made at once, so the next event tells whether it
- * escalated; a retry after a START_ERROR happens later, at an unknown
- * time, and only bounds are known. Times are observed a few microseconds
- * off the supervisor's, hence the 2 ms margins. */
+/* Attempts (certain ones only, or with pending retries too) within
+ * (t - window, t]. */
+static unsigned attempts_in(const supst_t *st, uint64_t t, uint64_t window_ns,
+                            int with_pending) {
+  unsigned n = 0;
+  for (size_t i = 0; i < st->natt; i++)
+    if (t - st->att[i] < window_ns && (with_pending || !st->retry[i])) n++;
+  return n;
+}
+
+/* A retry was just made (its outcome is being reported): the oldest
+ * pending one becomes a certain attempt, now. */
+static void retry_made(supst_t *st, uint64_t t) {
+  for (size_t i = 0; i < st->natt; i++)
+    if (st->retry[i]) {
+      memmove(&st->att[i], &st->att[i + 1], (st->natt - i - 1) * sizeof(*st->att));
+      memmove(&st->retry[i], &st->retry[i + 1], st->natt - i - 1);
+      st->natt--;
+      break;
+    }
+  push_attempt(st, t, 0);
+}
+
+/* The intensity rule, from the supervisor's own event stream. A restart
+ * attempt follows each EXITED of a child that wants a restart, at once; a
+ * START_ERROR queues a retry, made later. For one_for_one (and simple)
+ * supervisors every attempt's outcome — MAX_INTENSITY, RESTARTED or
+ * START_ERROR — is the next event: an outcome right after an EXITED is
+ * that attempt's, any other one is a retry's, made just then. So the
+ * attempts the supervisor has counted are known, and escalation is checked
+ * both ways: it must escalate when more than `intensity` attempts fall
+ * surely within `period_ms`, and must not when at most `intensity` could.
+ * (An EXITED followed by no outcome was a child found dead while being
+ * stopped: no attempt.) Under one_for_all / rest_for_one such exits cannot
+ * be told from attempts, nor retries placed: there only "no escalation
+ * without cause" is checked, counting every candidate. Times are seen off
+ * the supervisor's own (by more than a scheduler tick on a loaded
+ * machine), hence the 25 ms margins. */
 static void intensity_rule(supst_t *st, const tr_sup_event_t *ev, uint64_t t) {
   const uint64_t ms = 1000000u, period = (uint64_t)st->period_ms * ms;
-  if (st->expect == 1 && ev->kind != TR_SUP_MAX_INTENSITY)
-    violation("supervisor %s did not escalate after %u+ restarts in %u ms",
-              ev->sup_name, st->intensity + 1, st->period_ms);
-  if (st->expect == 2 && ev->kind == TR_SUP_MAX_INTENSITY)
-    violation("supervisor %s escalated within its intensity (%u in %u ms)",
+  int outcome = ev->kind == TR_SUP_MAX_INTENSITY ||
+                ev->kind == TR_SUP_CHILD_RESTARTED || ev->kind == TR_SUP_START_ERROR;
+  int judged = 0;
+  if (st->expect != 0) {
+    if (!outcome) {
+      st->natt--; /* not an attempt after all */
+    } else if (st->expect == 1 && ev->kind != TR_SUP_MAX_INTENSITY) {
+      violation("supervisor %s did not escalate after more than %u restarts "
+                "in %u ms", ev->sup_name, st->intensity, st->period_ms);
+    } else if (st->expect == 2 && ev->kind == TR_SUP_MAX_INTENSITY) {
+      violation("supervisor %s escalated within its intensity (%u in %u ms)",
+                ev->sup_name, st->intensity, st->period_ms);
+    }
+    judged = outcome;
+    st->expect = 0;
+  }
+  if (st->dead) return;
+  if (outcome && !judged && st->one_for_one) {
+    retry_made(st, t); /* the outcome of a retry made now */
+    if (ev->kind == TR_SUP_MAX_INTENSITY &&
+        attempts_in(st, t, period + 25 * ms, 0) <= st->intensity)
+      violation("supervisor %s escalated at a retry within its intensity "
+                "(%u in %u ms)", ev->sup_name, st->intensity, st->period_ms);
+  } else if (ev->kind == TR_SUP_MAX_INTENSITY && !judged &&
+             attempts_in(st, t, period + 25 * ms, 1) < st->intensity) {
+    violation("supervisor %s escalated with at most %u restarts in %u ms",
               ev->sup_name, st->intensity, st->period_ms);
-  st->expect = 0;
+  }
   if (ev->kind == TR_SUP_CHILD_EXITED && wants_restart(ev->child_id, ev->reason->kind)) {
     unsigned lo, hi;
     push_attempt(st, t, 0);
-    lo = attempts_within(st, t, period - 2 * ms); /* surely in the window */
-    hi = attempts_within(st, t, period + 2 * ms); /* perhaps in it */
-    if (lo > st->intensity) st->expect = 1;
-    else if (hi <= st->intensity) st->expect = 2;
-  } else if (ev->kind == TR_SUP_START_ERROR) {
-    push_attempt(st, t, 1); /* a retry follows, not before now */
-  } else if (ev->kind == TR_SUP_MAX_INTENSITY && st->natt > 0 &&
-             !(t - st->att[st->natt - 1] < ms && !st->retry[st->natt - 1])) {
-    /* escalated at a retry: the retries' lower bounds are all in */
-    if (attempts_within(st, t, period + 2 * ms) + 1 <= st->intensity)
-      violation("supervisor %s escalated at a retry within its intensity",
-                ev->sup_name);
+    lo = attempts_in(st, t, period - 25 * ms, 0); /* surely in the window */
+    hi = attempts_in(st, t, period + 25 * ms, 0); /* perhaps in it */
+    if (st->one_for_one)
+      st->expect = lo > st->intensity ? 1 : hi <= st->intensity ? 2 : 3;
   }
+  if (ev->kind == TR_SUP_START_ERROR) push_attempt(st, t, 1); /* a retry follows */
 }
 
 static void account_event(supst_t *st, const tr_sup_event_t *ev) {
@@ -456,7 +517,7 @@ static void account_event(supst_t *st, const tr_sup_event_t *ev) {
   case TR_SUP_CHILD_STOPPED:
   case TR_SUP_SHUTDOWN_ERROR:
     if (ev->kind == TR_SUP_SHUTDOWN_ERROR) G.shutdown_errors++;
-    map_put(&G.exits, ev->child, (uint64_t)k + 1);
+    map_put(&G.exits, ev->child, now_ms() << 8 | ((uint64_t)k + 1));
     break;
   case TR_SUP_START_ERROR: {
     uint64_t n = 0;
@@ -516,12 +577,23 @@ static int fault_settled(const fault_t *f) {
     return killed_above(f->sup);
   }
   if (map_get(&G.exits, f->pid, &kind1)) {
-    if (kind1 - 1 == (uint64_t)want) return 1;
+    if ((kind1 & 0xff) - 1 == (uint64_t)want) return 1;
     /* it ended otherwise: another fault got there first */
     G.superseded++;
     return 1;
   }
   return killed_above(f->sup);
+}
+
+/* Forgets exits older than a minute (no pending fault is that old). */
+static void prune_exits(uint64_t now) {
+  map_t keep = {0};
+  if (G.exits.len < 4096) return;
+  for (size_t i = 0; i < G.exits.cap; i++)
+    if (G.exits.k[i] != 0 && now - (G.exits.v[i] >> 8) < 60000)
+      map_put(&keep, G.exits.k[i], G.exits.v[i]);
+  map_free(&G.exits);
+  G.exits = keep;
 }
 
 /* Settles the pending faults; those older than max_age_ms that nothing
@@ -530,6 +602,7 @@ static void settle_faults(uint64_t max_age_ms) {
   uint64_t now = now_ms();
   size_t j = 0;
   pthread_mutex_lock(&G.mu);
+  prune_exits(now);
   for (size_t i = 0; i < G.npending; i++) {
     fault_t *f = &G.pending[i];
     if (fault_settled(f)) continue;
@@ -617,8 +690,6 @@ static void check_seq(wstate_t *w, tr_msg_t *m) {
   s->next = seq + 1;
 }
 
-static wstate_t *g_pred_w; /* the worker whose predicate runs (one thread) */
-
 static int crash_pred(const tr_msg_t *m, void *arg) {
   wstate_t *w = arg;
   (void)m;
@@ -683,13 +754,14 @@ static void worker(void *arg) {
   snprintf(team, sizeof(team), "t.%d.%d", id->g, id->k);
   if (tr_whereis(team, &w.sup) != 0) w.sup = TR_PID_NONE;
   if (i < 0 && (i = claim_slot(w.team)) < 0) tr_exit_error(1, "no free slot");
-  n = atomic_load(&w.team->init_faults);
-  while (i >= 0 && id->i >= 0 && n > 0 &&
-         !atomic_compare_exchange_weak(&w.team->init_faults, &n, n - 1)) {
-  }
-  if (id->i >= 0 && n > 0) {
-    uint64_t s = G.o.seed ^ tr_self();
-    suffer(w.sup, (int)(rnd(&s) % FK_KILL), FP_INIT);
+  if (id->i >= 0) { /* static teams: crash in init if the controller said so */
+    n = atomic_load(&w.team->init_faults);
+    while (n > 0 && !atomic_compare_exchange_weak(&w.team->init_faults, &n, n - 1)) {
+    }
+    if (n > 0) {
+      uint64_t s = G.o.seed ^ tr_self();
+      suffer(w.sup, (int)(rnd(&s) % FK_KILL), FP_INIT);
+    }
   }
   worker_name(name, sizeof(name), id->g, id->k, i);
   worker_name(w.partner, sizeof(w.partner), id->g, id->k, (i + 1) % G.o.workers);
@@ -725,11 +797,13 @@ static void populator(void *arg) {
     if (tr_sup_start_child_arg(sup, id, NULL, NULL) != 0)
       tr_exit_error(4, "cannot fill %s", team);
   tr_sup_init_ack(TR_INIT_OK);
+  snprintf(team, sizeof(team), "u.%d.%d", id->g, id->k); /* its supervisor */
+  if (tr_whereis(team, &sup) != 0) sup = TR_PID_NONE;
   while (tr_recv(&m, -1) == 0) {
     int fk, fp;
     if (crash_cmd(m, &fk, &fp) && fk != FK_KILL) {
       tr_msg_free(m);
-      suffer(TR_PID_NONE, fk, FP_RECV);
+      suffer(sup, fk, FP_RECV);
     }
     tr_msg_free(m);
   }
@@ -843,8 +917,8 @@ static void client_drop(tr_io_t *conn, int idx) {
 
 /* One round trip; 0 on success. */
 static int round_trip(tr_io_t conn, int idx, uint64_t seq, uint64_t *rng,
-                      int armed, tr_pid_t sup) {
-  static _Thread_local unsigned char out[FRAME_MAX], in[FRAME_MAX];
+                      int armed, tr_pid_t sup, unsigned char *out,
+                      unsigned char *in) {
   size_t len = make_frame(out, seq, idx, rng), got = 0;
   if (tr_tcp_write(conn, out, len, 2000) != 0) return -1;
   if (armed >= 0) { /* a read in flight when it dies */
@@ -867,6 +941,8 @@ static void client(void *arg) {
   tr_pid_t me_sup = sup_of("clients");
   tr_io_t conn = TR_IO_NONE;
   uint64_t rng = G.o.seed ^ (uint64_t)(idx + 1) * 7919, seq = 0;
+  unsigned char *out = tr_arena_alloc(2 * FRAME_MAX), *in = out + FRAME_MAX;
+  if (out == NULL) tr_exit_error(TR_ENOMEM, "no buffers");
   tr_defer(release_slot, &G.client_ok[idx]);
   tr_sup_init_ack(TR_INIT_OK);
   for (;;) {
@@ -880,7 +956,7 @@ static void client(void *arg) {
       }
       atomic_fetch_add(&G.tcp_reconnects, 1);
     }
-    if (round_trip(conn, idx, seq++, &rng, armed, me_sup) != 0) {
+    if (round_trip(conn, idx, seq++, &rng, armed, me_sup, out, in) != 0) {
       atomic_fetch_add(&G.tcp_conn_errors, 1);
       client_drop(&conn, idx);
       continue;
@@ -930,8 +1006,7 @@ static void sup_spec(tr_child_spec_t *s, const char *id, supdef_t *d) {
 
 /* A team of W workers (static) or a unit around a simple team. */
 static void team_spec(tr_child_spec_t *s, int g, int k) {
-  static const tr_sup_strategy_t st[3] = {TR_ONE_FOR_ONE, TR_ONE_FOR_ALL,
-                                          TR_REST_FOR_ONE};
+  const tr_sup_strategy_t *st = team_strategy;
   team_t *t = &G.teams[g * G.o.teams + k];
   char name[24];
   int kind = (g * G.o.teams + k) % 4;
@@ -966,8 +1041,7 @@ static void team_spec(tr_child_spec_t *s, int g, int k) {
 
 static void build_tree(tr_sup_flags_t **root_flags, tr_child_spec_t **root_specs,
                        size_t *nroot) {
-  static const tr_sup_strategy_t gs[4] = {TR_ONE_FOR_ONE, TR_ONE_FOR_ALL,
-                                          TR_REST_FOR_ONE, TR_ONE_FOR_ONE};
+  const tr_sup_strategy_t *gs = group_strategy;
   supdef_t *root, *tcp, *handlers, *clients;
   g_capdefs = 8 + (size_t)G.o.groups * (1 + 2 * (size_t)G.o.teams);
   g_defs = calloc(g_capdefs, sizeof(*g_defs));
@@ -1044,10 +1118,9 @@ static void walk(tr_pid_t sup, walk_t *w, int depth) {
   pthread_mutex_lock(&G.mu);
   if (w->stats_ok && map_get(&G.sups, sup, &p)) {
     supst_t *st = (supst_t *)(uintptr_t)p;
-    tr_sup_counts_t c;
     /* handlers' temporary children are dropped with their records */
-    int dynamic = tr_sup_count_children(sup, &c) == 0 && c.specs == 1 && n != 1;
-    if (!dynamic && (restarts != st->restarted || exits != st->exited))
+    if (strcmp(st->name, "handlers") != 0 &&
+        (restarts != st->restarted || exits != st->exited))
       violation("supervisor %#" PRIx64 ": stats say %" PRIu64 " restarts, %"
                 PRIu64 " exits; reports say %" PRIu64 ", %" PRIu64,
                 sup, restarts, exits, st->restarted, st->exited);
@@ -1192,13 +1265,25 @@ static void inject(uint64_t *rng) {
   }
 }
 
-/* More faults than a team's intensity, at once: it must escalate. */
+/* More faults than a team's intensity, at once, into a team whose
+ * restarts stop no sibling (one_for_one or simple): it must escalate. */
 static void burst(uint64_t *rng) {
-  int g = (int)(rnd(rng) % (unsigned)G.o.groups), k = (int)(rnd(rng) % (unsigned)G.o.teams);
+  int g, k, tries = 0;
+  do {
+    g = (int)(rnd(rng) % (unsigned)G.o.groups);
+    k = (int)(rnd(rng) % (unsigned)G.o.teams);
+  } while ((g * G.o.teams + k) % 4 % 3 != 0 && ++tries < 64);
   for (int i = 0; i < 8; i++) fault_worker(rng, g, k, FP_RECV);
 }
 
 /* ---- phases ---------------------------------------------------------------- */
+
+static uint64_t faults_so_far(void) {
+  uint64_t n = 0;
+  for (int k = 0; k < FK__N; k++)
+    for (int p = 0; p < FP__N; p++) n += atomic_load(&G.faults[k][p]);
+  return n;
+}
 
 static void chaos_phase(uint64_t *rng) {
   chaos_result_t *r = G.r;
@@ -1222,8 +1307,8 @@ static void chaos_phase(uint64_t *rng) {
         fprintf(stderr, "chaos: %5.0fs actors %zu sent %" PRIu64 " faults %"
                 PRIu64 " restarts %" PRIu64 " escalations %" PRIu64 "\n",
                 (double)(now - start) / 1000.0, tr_runtime_actor_count(G.rt),
-                (uint64_t)atomic_load(&G.sent), (uint64_t)G.npending + 0,
-                G.restarts, G.escalations);
+                (uint64_t)atomic_load(&G.sent), faults_so_far(), G.restarts,
+                G.escalations);
     }
     tr_sleep(gap_us ? (gap_us + 999) / 1000 : 100);
   }
@@ -1258,7 +1343,8 @@ static void check_phase(tr_pid_t root) {
               r->actors_expected);
   settle_faults(0);
   r->rss_end_kib = rss_kib();
-  if (r->rss_warm_kib > 0 && r->rss_end_kib > r->rss_warm_kib + G.o.rss_slack_kib)
+  if (!CHAOS_ASAN && r->rss_warm_kib > 0 &&
+      r->rss_end_kib > r->rss_warm_kib + G.o.rss_slack_kib)
     violation("RSS grew from %ld to %ld KiB", r->rss_warm_kib, r->rss_end_kib);
   if (r->fds_peak > r->fds_base + 3 * G.o.clients + 32)
     violation("%d fds at the peak (baseline %d)", r->fds_peak, r->fds_base);
@@ -1353,7 +1439,6 @@ static int bus_page_setup(void) {
 }
 
 static void global_free(void) {
-  uint64_t p;
   for (size_t i = 0; i < G.sups.cap; i++)
     if (G.sups.k[i] != 0) {
       supst_t *st = (supst_t *)(uintptr_t)G.sups.v[i];
@@ -1361,7 +1446,6 @@ static void global_free(void) {
       free(st->retry);
       free(st);
     }
-  (void)p;
   map_free(&G.sups);
   map_free(&G.exits);
   map_free(&G.sup_parent);
@@ -1415,7 +1499,7 @@ static void final_checks(chaos_result_t *r) {
   }
   if (r->fds_end != r->fds_base)
     violation("%d fds after the runtime is freed, %d before", r->fds_end, r->fds_base);
-  if (r->vmas_end > r->vmas_base + 16)
+  if (!CHAOS_ASAN && r->vmas_end > r->vmas_base + 16)
     violation("%d VMAs after the runtime is freed, %d before", r->vmas_end,
               r->vmas_base);
 }
@@ -1435,11 +1519,14 @@ int chaos_run(const chaos_opts_t *o, chaos_result_t *r) {
   G.teams = calloc((size_t)(G.o.groups * G.o.teams), sizeof(*G.teams));
   G.wids = calloc((size_t)(G.o.groups * G.o.teams * G.o.workers), sizeof(*G.wids));
   G.client_ok = calloc((size_t)G.o.clients + 1, sizeof(*G.client_ok));
+  if (G.teams == NULL || G.wids == NULL || bus_page_setup() != 0) return -1;
+  tr_config_init(&cfg);
+  /* libuv sets up process-wide state (a signal pipe) with its first loop,
+   * for good: a first runtime, freed at once, makes it part of the
+   * baseline. */
+  if (tr_runtime_new(&G.rt, &cfg) != 0 || tr_runtime_free(G.rt) != 0) return -1;
   r->fds_base = fd_count();
   r->vmas_base = count_lines("/proc/self/maps");
-  if (G.teams == NULL || G.wids == NULL || bus_page_setup() != 0) return -1;
-  r->fds_base = fd_count();
-  tr_config_init(&cfg);
   cfg.logger = count_log;
   cfg.stop_timeout_ms = 10000;
   if ((rc = tr_runtime_new(&G.rt, &cfg)) != 0) return rc;
@@ -1494,8 +1581,9 @@ void chaos_print(FILE *out, const chaos_opts_t *o, const chaos_result_t *r) {
           (double)r->tcp_bytes / 1048576.0, r->tcp_reconnects, r->tcp_conn_errors);
   fprintf(out, "memory: RSS start %ld KiB, warm %ld KiB, end %ld KiB, peak %ld KiB\n",
           r->rss_start_kib, r->rss_warm_kib, r->rss_end_kib, r->rss_peak_kib);
-  fprintf(out, "fds: %d before, peak %d, %d after; VMAs: %d before, peak %d, %d after\n",
-          r->fds_base, r->fds_peak, r->fds_end, r->vmas_base, r->vmas_peak, r->vmas_end);
+  fprintf(out, "fds: %d before, peak %d, %d after; VMAs: %d before, peak %d, %d after%s\n",
+          r->fds_base, r->fds_peak, r->fds_end, r->vmas_base, r->vmas_peak, r->vmas_end,
+          CHAOS_ASAN ? " (ASan build: RSS and VMA bounds not checked)" : "");
   fprintf(out, "invariants: %s (%" PRIu64 " violations)\n",
           r->violations ? "VIOLATED" : "all held", r->violations);
   if (r->violations) fprintf(out, "%s", r->first_violations);

@@ -21,24 +21,80 @@ static inline unsigned msg_class(size_t total) {
   return total <= 128 ? 0 : total <= 256 ? 1 : total <= 512 ? 2 : TR__MSG_NOCLASS;
 }
 
+/* Caches s's buffer m (s's own), or frees it when the cache is full. */
+static inline void msg_cache_put(tr__sched_t *s, tr_msg_t *m) {
+  unsigned cls = m->cls;
+  if (s->msg_nfree[cls] < TR__MSG_CACHE_MAX) {
+    m->next = s->msg_free[cls];
+    s->msg_free[cls] = m;
+    s->msg_nfree[cls]++;
+    return;
+  }
+  free(m);
+}
+
+/* Takes the buffers other schedulers sent home (all of them at once, so
+ * there is no ABA). */
+static void msg_take_back(tr__sched_t *s) {
+  tr_msg_t *m = atomic_exchange_explicit(&s->msg_back, NULL, memory_order_acquire);
+  while (m != NULL) {
+    tr_msg_t *n = m->next;
+    msg_cache_put(s, m);
+    m = n;
+  }
+}
+
 /* A buffer of at least `total` bytes: recycled from this thread's
- * scheduler when one of the right class is cached, else malloc'd. */
+ * scheduler when one of the right class is cached, else malloc'd.
+ * Messages cross schedulers: a class buffer remembers its home, and the
+ * scheduler that frees it sends it back there in batches (so that a
+ * one-way flow does not turn into malloc on one thread and free on the
+ * other, which contends on the allocator's arena locks). */
 static tr_msg_t *msg_alloc(size_t total) {
   tr__sched_t *s = tr__tls_sched;
   unsigned cls = msg_class(total);
   tr_msg_t *m;
-  if (cls != TR__MSG_NOCLASS) {
-    if (s != NULL && (m = s->msg_free[cls]) != NULL) {
+  if (cls != TR__MSG_NOCLASS && s != NULL) {
+    if (TR__UNLIKELY(s->msg_free[cls] == NULL) &&
+        atomic_load_explicit(&s->msg_back, memory_order_relaxed) != NULL)
+      msg_take_back(s);
+    if ((m = s->msg_free[cls]) != NULL) {
       s->msg_free[cls] = m->next;
       s->msg_nfree[cls]--;
     } else {
       m = malloc(msg_class_size[cls]);
     }
-  } else {
-    m = malloc(total);
+    if (m != NULL) {
+      m->cls = (uint8_t)cls;
+      m->home = (uint8_t)s->id;
+    }
+    return m;
   }
-  if (m != NULL) m->cls = (uint8_t)cls;
+  m = malloc(cls != TR__MSG_NOCLASS ? msg_class_size[cls] : total);
+  if (m != NULL) {
+    m->cls = (uint8_t)cls;
+    m->home = TR__MSG_NOHOME;
+  }
   return m;
+}
+
+/* Queues m (a buffer of scheduler `home`) to go back there. */
+static void msg_send_home(tr__sched_t *s, unsigned home, tr_msg_t *m) {
+  tr__sched_t *h;
+  tr_msg_t *old;
+  m->next = s->msg_out[home].head;
+  s->msg_out[home].head = m;
+  if (s->msg_out[home].n++ == 0) s->msg_out[home].tail = m;
+  if (s->msg_out[home].n < TR__MSG_RETURN_BATCH) return;
+  h = s->rt->scheds[home];
+  old = atomic_load_explicit(&h->msg_back, memory_order_relaxed);
+  do {
+    s->msg_out[home].tail->next = old;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &h->msg_back, &old, s->msg_out[home].head, memory_order_release,
+      memory_order_relaxed));
+  s->msg_out[home].head = s->msg_out[home].tail = NULL;
+  s->msg_out[home].n = 0;
 }
 
 /* One allocation: header, body and (EXIT/DOWN) the reason. NULL when out
@@ -65,16 +121,18 @@ tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
 
 void tr__msg_destroy(tr_msg_t *m) {
   tr__sched_t *s = tr__tls_sched;
-  unsigned cls = m->cls;
+  unsigned home = m->home;
   if (m->zone) msgpack_zone_free(m->zone);
-  if (cls != TR__MSG_NOCLASS && s != NULL &&
-      s->msg_nfree[cls] < TR__MSG_CACHE_MAX) {
-    m->next = s->msg_free[cls];
-    s->msg_free[cls] = m;
-    s->msg_nfree[cls]++;
+  if (m->cls == TR__MSG_NOCLASS || s == NULL) {
+    free(m);
     return;
   }
-  free(m);
+  if (home != s->id && home < s->rt->nsched) {
+    msg_send_home(s, home, m);
+    return;
+  }
+  m->home = (uint8_t)s->id; /* adopt a buffer made outside any scheduler */
+  msg_cache_put(s, m);
 }
 
 /* Frees the scheduler's recycled buffers (runtime teardown). */
@@ -87,6 +145,22 @@ void tr__msg_cache_destroy(tr__sched_t *s) {
     }
     s->msg_free[c] = NULL;
     s->msg_nfree[c] = 0;
+  }
+  for (unsigned h = 0; h < TR__MAX_SCHEDULERS; h++) {
+    tr_msg_t *m, *n;
+    for (m = s->msg_out[h].head; m != NULL; m = n) {
+      n = m->next;
+      free(m);
+    }
+    s->msg_out[h].head = s->msg_out[h].tail = NULL;
+    s->msg_out[h].n = 0;
+  }
+  {
+    tr_msg_t *m = atomic_exchange(&s->msg_back, NULL), *n;
+    for (; m != NULL; m = n) {
+      n = m->next;
+      free(m);
+    }
   }
 }
 

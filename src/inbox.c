@@ -13,15 +13,22 @@
  * own scheduler and the inbox for all others, so each (sender, receiver)
  * pair always takes the same path and per-pair order holds.
  *
- * Wake-ups are coalesced: `wake` is set by the producer that finds it 0,
- * and only that producer sends the uv_async. The owner clears it before it
- * drains, so a push that the drain misses always sends a new wake-up.
+ * Wake-ups are coalesced through `wake`, the owner's sleep state: 0 while
+ * it runs (it will look at its inbox before it sleeps again: producers
+ * just push), 1 when it is about to block in its loop, 2 when it is about
+ * to block idle. A producer that finds it nonzero swaps it to 0 and is the
+ * only one to send the uv_async. The owner sets the state, then looks at
+ * the queue once more before blocking; producers link, then read the
+ * state; both with sequentially consistent operations, so one of them
+ * always sees the other (no lost wake-up), and a busy owner costs
+ * producers no system call at all.
  *
  * Deadlock detection across schedulers (rt->busy): each scheduler counts
- * one while it is not idle, and each pending wake-up counts one until the
- * owner has taken it over. A producer is always counted itself while it
- * pushes (it is running), so busy only reaches 0 when every scheduler is
- * idle with nothing on its way.
+ * one unless it went to sleep idle (nothing runnable, nothing in its loop
+ * that could wake it). The producer that wakes an idle scheduler counts it
+ * again before it pushes on, and a producer is itself counted while it
+ * runs, so busy reaches 0 only when every scheduler is idle with nothing
+ * on its way.
  */
 #include "internal.h"
 
@@ -38,14 +45,28 @@ void tr__inbox_init(tr__inbox_t *q) {
   atomic_init(&q->head, &q->stub);
   atomic_init(&q->wake, 0);
   q->tail = &q->stub;
-  q->more = 0;
 }
 
+/* The link is a seq_cst store: it must be visible before the producer
+ * reads the owner's sleep state (see above). */
 static inline void q_push(tr__inbox_t *q, tr__qnode_t *n) {
   tr__qnode_t *prev;
   atomic_store_explicit(&n->qnext, NULL, memory_order_relaxed);
   prev = atomic_exchange_explicit(&q->head, n, memory_order_acq_rel);
-  atomic_store_explicit(&prev->qnext, n, memory_order_release);
+  atomic_store_explicit(&prev->qnext, n, memory_order_seq_cst);
+}
+
+/* Owner only: would q_pop return a signal now? (Not while the only
+ * producer is between its swap and its link: it wakes the owner after.) */
+static inline int q_ready(tr__inbox_t *q) {
+  tr__qnode_t *tail = q->tail;
+  tr__qnode_t *next = atomic_load(&tail->qnext);
+  if (tail == &q->stub) {
+    if (next == NULL) return 0;
+    tail = next;
+    next = atomic_load(&next->qnext);
+  }
+  return next != NULL || atomic_load(&q->head) == tail;
 }
 
 /* Owner only. NULL when empty, or when a producer is between its swap and
@@ -78,8 +99,10 @@ static inline tr__qnode_t *q_pop(tr__inbox_t *q) {
 
 static void wake(tr__sched_t *s) {
   tr__inbox_t *q = &s->inbox;
-  if (atomic_load(&q->wake) != 0 || atomic_exchange(&q->wake, 1) != 0) return;
-  atomic_fetch_add(&s->rt->busy, 1);
+  int old;
+  if (atomic_load(&q->wake) == 0) return; /* it runs: it will look */
+  if ((old = atomic_exchange(&q->wake, 0)) == 0) return;
+  if (old == 2) atomic_fetch_add(&s->rt->busy, 1); /* it was idle */
   pthread_mutex_lock(&s->async_mu);
   if (s->async_open) uv_async_send(&s->async);
   pthread_mutex_unlock(&s->async_mu);
@@ -87,36 +110,41 @@ static void wake(tr__sched_t *s) {
 
 void tr__poke(tr__sched_t *s) { wake(s); }
 
-void tr__sched_count(tr__sched_t *s) {
-  if (s->counted) return;
-  s->counted = 1;
-  atomic_fetch_add(&s->rt->busy, 1);
+void tr__sched_awake(tr__sched_t *s) {
+  tr__inbox_t *q = &s->inbox;
+  int old;
+  if (!s->sleep_idle && atomic_load_explicit(&q->wake, memory_order_relaxed) == 0)
+    return;
+  old = atomic_exchange(&q->wake, 0);
+  if (s->sleep_idle) {
+    s->sleep_idle = 0;
+    if (old == 2) atomic_fetch_add(&s->rt->busy, 1); /* nobody woke us */
+  }
 }
 
-int tr__sched_go_idle(tr__sched_t *s) {
+int tr__sched_sleep(tr__sched_t *s, int idle, int *all_idle) {
+  tr__inbox_t *q = &s->inbox;
   tr_runtime_t *rt = s->rt;
-  if (!s->counted) return atomic_load(&rt->busy) == 0;
-  s->counted = 0;
-  if (atomic_fetch_sub(&rt->busy, 1) != 1) return 0;
-  if (s != &rt->sched) tr__poke(&rt->sched); /* it decides: deadlock */
+  *all_idle = 0;
+  atomic_store(&q->wake, idle ? 2 : 1);
+  if (q_ready(q)) {
+    /* Signals came in: stay awake. A producer that saw us idle counted
+     * us again; we never left, so undo that. */
+    if (atomic_exchange(&q->wake, 0) == 0 && idle)
+      atomic_fetch_sub(&rt->busy, 1);
+    return 0;
+  }
+  if (idle) {
+    s->sleep_idle = 1;
+    if (atomic_fetch_sub(&rt->busy, 1) == 1) {
+      *all_idle = 1;
+      if (s != &rt->sched) tr__poke(&rt->sched); /* it decides: deadlock */
+    }
+  }
   return 1;
 }
 
-/* Takes over a pending wake-up: from here on the drain below sees every
- * signal pushed before it. */
-static inline void take_wake(tr__sched_t *s) {
-  tr__inbox_t *q = &s->inbox;
-  if (atomic_load_explicit(&q->wake, memory_order_acquire) == 0) return;
-  if (atomic_exchange(&q->wake, 0) == 0) return;
-  tr__sched_count(s);
-  atomic_fetch_sub(&s->rt->busy, 1);
-  q->more = 1;
-}
-
-int tr__inbox_pending(tr__sched_t *s) {
-  return s->inbox.more ||
-         atomic_load_explicit(&s->inbox.wake, memory_order_acquire) != 0;
-}
+int tr__inbox_pending(tr__sched_t *s) { return q_ready(&s->inbox); }
 
 /* ---- pushing ------------------------------------------------------------ */
 
@@ -199,19 +227,16 @@ size_t tr__inbox_apply(tr__sched_t *s) {
   tr__inbox_t *q = &s->inbox;
   tr__qnode_t *n;
   size_t count = 0;
-  take_wake(s);
-  if (!q->more) return 0;
+  tr__sched_awake(s);
   while (count < TR__INBOX_BATCH && (n = q_pop(q)) != NULL) {
     apply(s, (tr_msg_t *)(void *)n);
     count++;
   }
-  q->more = count == TR__INBOX_BATCH;
   return count;
 }
 
 void tr__inbox_discard(tr__sched_t *s) {
   tr__qnode_t *n;
-  atomic_store(&s->inbox.wake, 0);
   while ((n = q_pop(&s->inbox)) != NULL) {
     tr_msg_t *m = (tr_msg_t *)(void *)n;
     if (m->kind == TR__SIG_HOST_ACK) {
@@ -223,7 +248,6 @@ void tr__inbox_discard(tr__sched_t *s) {
     if (m->zone) msgpack_zone_free(m->zone);
     free(m);
   }
-  s->inbox.more = 0;
 }
 
 /* The uv_async of a scheduler: its inbox has signals. Standalone loops

@@ -28,6 +28,15 @@
 #define TR__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define TR__TLS __thread __attribute__((tls_model("initial-exec")))
 
+/* A spin-wait hint to the CPU. */
+static inline void tr__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 typedef struct tr__actor tr__actor_t;
 typedef struct tr__sched tr__sched_t;
 typedef struct tr__timer tr__timer_t;
@@ -102,6 +111,8 @@ struct tr_msg_s {
   uint8_t kind;
   uint8_t decoded;
   uint8_t cls;             /* allocation size class, TR__MSG_NOCLASS if none */
+  uint8_t home;            /* scheduler whose cache it came from (class
+                            * buffers), TR__MSG_NOHOME if none */
   size_t len;
   char data[];             /* msgpack body, then tr_reason_t if any */
 };
@@ -109,6 +120,9 @@ struct tr_msg_s {
 /* Small messages are recycled through per-scheduler free lists. */
 #define TR__MSG_CLASSES 3
 #define TR__MSG_NOCLASS 0xff
+#define TR__MSG_NOHOME 0xff
+/* Buffers freed on another scheduler go home in batches of this many. */
+#define TR__MSG_RETURN_BATCH 64
 #define TR__MSG_CACHE_MAX 4096
 
 tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
@@ -278,14 +292,14 @@ void tr__map_destroy(tr__map_t *m);
 #define TR__ALIVE_NAMED (UINT64_C(1) << 63)
 
 /* The MPSC inbox: Vyukov's intrusive queue. Producers (any thread) swap
- * head; the owner pops at tail. `wake` coalesces wake-ups: only the
- * producer that turns it from 0 to 1 sends the uv_async. */
+ * head; the owner pops at tail. `wake` is the owner's sleep state (0 runs,
+ * 1 sleeps, 2 sleeps idle): a producer that finds it nonzero sends the one
+ * uv_async (src/inbox.c). */
 typedef struct tr__inbox {
   _Alignas(64) tr__qnode_t *_Atomic head;
   _Atomic int wake;
   _Alignas(64) tr__qnode_t *tail; /* owner only */
   tr__qnode_t stub;
-  int more;                       /* owner: stopped early, items left */
 } tr__inbox_t;
 
 struct tr__sched {
@@ -317,6 +331,13 @@ struct tr__sched {
   tr__actor_t *top_head;   /* top-level actors, youngest first */
   tr_msg_t *msg_free[TR__MSG_CLASSES]; /* recycled message buffers */
   uint32_t msg_nfree[TR__MSG_CLASSES];
+  /* Buffers of other schedulers freed here, batched per home, and the
+   * batches other schedulers sent home to us (a lock-free stack). */
+  struct {
+    tr_msg_t *head, *tail;
+    uint32_t n;
+  } msg_out[TR__MAX_SCHEDULERS];
+  _Atomic(tr_msg_t *) msg_back;
   /* crash capture */
   sigset_t sigmask;        /* mask while actors run (async signals blocked) */
   sigset_t loop_mask;      /* the thread's own mask, while the loop runs */
@@ -339,7 +360,7 @@ struct tr__sched {
   pthread_mutex_t async_mu; /* async_open and uv_async_send vs. close */
   int async_open;
   int async_refd;           /* attached scheduler 0: async keeps loop alive */
-  int counted;              /* contributes one to rt->busy (not idle) */
+  int sleep_idle;           /* asleep idle: not counted in rt->busy */
   uint64_t next_token;      /* rpc tokens of this scheduler's actors */
   tr__map_t rmon;           /* ref -> monitor record of a remote watcher */
   tr__map_t rtimers;        /* ref -> send_after timer armed from afar */
@@ -438,6 +459,7 @@ int tr__sched_init(tr__sched_t *s, tr_runtime_t *rt, uv_loop_t *loop);
 void tr__sched_close_handles(tr__sched_t *s);
 void tr__sched_destroy(tr__sched_t *s);
 void tr__async_ref_update(tr__sched_t *s);
+void tr__sched_settle(tr__sched_t *s);
 
 /* actor.c */
 void tr__actor_kill(tr__sched_t *s, tr__actor_t *a, const tr_reason_t *r);
@@ -528,10 +550,12 @@ int tr__inbox_pending(tr__sched_t *s);
 void tr__inbox_discard(tr__sched_t *s);
 /* Wakes s (any thread) as a push would, without a signal. */
 void tr__poke(tr__sched_t *s);
-/* Owner: s has nothing to do; leaves rt->busy. Returns 1 if that made
- * every scheduler idle (the caller decides what that means). */
-int tr__sched_go_idle(tr__sched_t *s);
-void tr__sched_count(tr__sched_t *s);
+/* Owner: it runs and looks at its inbox (clears its sleep state). */
+void tr__sched_awake(tr__sched_t *s);
+/* Owner: it is about to block in its loop; idle if nothing is runnable
+ * and its loop has nothing alive. Returns 0 if signals arrived (do not
+ * block). *all_idle is set when this made every scheduler idle. */
+int tr__sched_sleep(tr__sched_t *s, int idle, int *all_idle);
 void tr__async_cb(uv_async_t *h);
 /* Alive table. */
 static inline _Atomic uint64_t *tr__alive_slot(tr__sched_t *s, uint32_t idx) {

@@ -153,6 +153,7 @@ static void host_apply0(tr_runtime_t *rt) {
   }
   tr__reap(s);
   tr__tls_sched = prev;
+  tr__sched_settle(s);
 }
 
 void tr__host_sync(tr_runtime_t *rt, tr__sched_t *k) {
@@ -174,22 +175,40 @@ static void kick(tr__sched_t *s) {
   pthread_mutex_unlock(&s->async_mu);
 }
 
+/* Rounds of polling the inbox before a scheduler with nothing to do
+ * sleeps (about 30 ns each on x86-64: ~50 us). While other threads keep
+ * sending, a sleep and its wake-up cost a system call on each side. */
+#define TR__SPIN_ROUNDS 1500
+
+/* Polls the inbox a little; nonzero if signals arrived. */
+static int spin_for_signals(tr__sched_t *s) {
+  if (s->rt->nsched == 1) return 0;
+  for (int i = 0; i < TR__SPIN_ROUNDS; i++) {
+    if (tr__inbox_pending(s)) return 1;
+    tr__cpu_relax();
+  }
+  return 0;
+}
+
 /* A running scheduler thread: drains, then waits in its loop. Returns when
  * the runtime parks or quits the threads. */
 static void thread_run(tr__sched_t *s) {
   tr_runtime_t *rt = s->rt;
+  int all_idle;
   for (;;) {
     tr__sched_drain(s);
     tr__runtime_check_stop(s);
     if (!atomic_load(&rt->run_flag)) break;
-    if (s->rq_head != NULL || tr__inbox_pending(s)) {
+    if (s->rq_head != NULL) {
       uv_run(s->loop, UV_RUN_NOWAIT);
       continue;
     }
-    if (!uv_loop_alive(s->loop)) tr__sched_go_idle(s);
+    if (spin_for_signals(s)) continue;
+    if (!tr__sched_sleep(s, !uv_loop_alive(s->loop), &all_idle)) continue;
     uv_ref((uv_handle_t *)&s->async);
     uv_run(s->loop, UV_RUN_ONCE);
     uv_unref((uv_handle_t *)&s->async);
+    tr__sched_awake(s);
   }
 }
 
@@ -352,6 +371,8 @@ static int runtime_create(tr_runtime_t **out, uv_loop_t *loop,
   if ((err = tr__sched_init(&rt->sched, rt, loop)) != 0) goto fail_loop;
   rt->scheds[0] = &rt->sched;
   rt->nsched = 1;
+  /* Every scheduler counts as busy until it first goes to sleep idle. */
+  atomic_store(&rt->busy, (long)rt->cfg.schedulers);
   if ((err = tr__fault_init(&rt->sched, rt->cfg.catch_faults)) != 0) {
     runtime_destroy(rt);
     return err;
@@ -496,26 +517,31 @@ int tr_runtime_stop(tr_runtime_t *rt) {
 
 int tr__runtime_drive(tr_runtime_t *rt, int (*until)(void *), void *arg) {
   tr__sched_t *s = &rt->sched;
-  int err = 0;
+  int err = 0, all_idle;
   rt->running = 1;
   threads_unpark(rt);
-  tr__sched_count(s);
+  tr__sched_awake(s);
   for (;;) {
     tr__sched_drain(s);
     tr__runtime_check_stop(s);
     if (atomic_load(&rt->scheds_live) == 0) break;
     if (until != NULL && until(arg)) break;
-    if (s->rq_head != NULL || tr__inbox_pending(s)) {
+    if (s->rq_head != NULL) {
       uv_run(s->loop, UV_RUN_NOWAIT);
       continue;
     }
-    if (!uv_loop_alive(s->loop) && tr__sched_go_idle(s)) {
+    if (spin_for_signals(s)) continue;
+    if (!tr__sched_sleep(s, !uv_loop_alive(s->loop), &all_idle)) continue;
+    if (all_idle) { /* every scheduler idle, nothing on its way */
+      /* The last actors may have ended since we looked: that is done. */
+      if (atomic_load(&rt->scheds_live) == 0) break;
       err = TR_EDEADLK;
       break;
     }
     uv_ref((uv_handle_t *)&s->async);
     uv_run(s->loop, UV_RUN_ONCE);
     uv_unref((uv_handle_t *)&s->async);
+    tr__sched_awake(s);
   }
   threads_park(rt);
   /* What the parked schedulers sent last (exit signals, DOWNs) lands. */

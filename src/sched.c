@@ -287,8 +287,19 @@ void tr__sched_drain(tr__sched_t *s) {
   pthread_sigmask(SIG_SETMASK, &s->loop_mask, NULL);
   s->in_drain = 0;
   tr__tls_sched = prev;
-  if (s->rt->attached && s->rq_head != NULL && !s->idle_active &&
-      !s->handles_closing) {
+  tr__sched_settle(s);
+}
+
+/* Attached scheduler 0 goes back to the host's loop after draining: other
+ * threads must wake it through its uv_async from now on, and what is still
+ * runnable or queued runs on the next loop turn (the idle handle). */
+void tr__sched_settle(tr__sched_t *s) {
+  tr_runtime_t *rt = s->rt;
+  int all_idle, more;
+  if (!rt->attached) return;
+  more = s->rq_head != NULL;
+  if (s == &rt->sched && !tr__sched_sleep(s, 0, &all_idle)) more = 1;
+  if (more && !s->idle_active && !s->handles_closing) {
     uv_idle_start(&s->idle, idle_cb); /* budget ran out: continue next turn */
     s->idle_active = 1;
   }
@@ -298,7 +309,7 @@ void tr__sched_drain(tr__sched_t *s) {
 static void idle_cb(uv_idle_t *h) {
   tr__sched_t *s = h->data;
   tr__sched_drain(s);
-  if (s->rq_head == NULL) {
+  if (s->rq_head == NULL && (s != &s->rt->sched || !tr__inbox_pending(s))) {
     uv_idle_stop(&s->idle);
     s->idle_active = 0;
   }

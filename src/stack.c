@@ -363,14 +363,14 @@ int tr__stack_get(tr__stack_pool_t *pool, size_t size, tr__stack_t *st) {
   return 0;
 }
 
-void tr__stack_put(tr__stack_pool_t *pool, tr__stack_t *st) {
+static void stack_put(tr__stack_pool_t *pool, tr__stack_t *st, int warm) {
   cls_t *c = &pool->cls[st->cls];
 
 #ifdef TR_VALGRIND
   VALGRIND_STACK_DEREGISTER(st->vg_id);
 #endif
   pool->in_use--;
-  if (pool->cached < pool->cache_max) {
+  if (warm && pool->cached < pool->cache_max) {
     ring_push_warm(c, (uintptr_t)st->guard);
     pool->cached++;
     return;
@@ -380,6 +380,18 @@ void tr__stack_put(tr__stack_pool_t *pool, tr__stack_t *st) {
   (void)madvise_retry(st->lo, st->size, MADV_DONTNEED);
   ring_push_cold(c, (uintptr_t)st->guard);
   pool->released++;
+}
+
+void tr__stack_put(tr__stack_pool_t *pool, tr__stack_t *st) {
+  stack_put(pool, st, 1);
+}
+
+/* A stack that overflowed was touched all the way down: kept warm, it
+ * would stay resident in the cache and then under the next actor, so a
+ * steady stream of overflows would grow RSS by a whole stack each (found
+ * by bench/chaos). Its pages go back at once instead. */
+void tr__stack_put_cold(tr__stack_pool_t *pool, tr__stack_t *st) {
+  stack_put(pool, st, 0);
 }
 
 void tr__stack_pool_stats(const tr__stack_pool_t *pool, tr__stack_stats_t *s) {

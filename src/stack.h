@@ -51,6 +51,9 @@ void tr__stack_pool_free(tr__stack_pool_t *pool);
 int tr__stack_get(tr__stack_pool_t *pool, size_t size, tr__stack_t *st);
 /* Returns a slot to the pool (LIFO). The caller must no longer run on it. */
 void tr__stack_put(tr__stack_pool_t *pool, tr__stack_t *st);
+/* As tr__stack_put, but the pages are released at once (MADV_DONTNEED):
+ * for a stack known to have been touched all the way down. */
+void tr__stack_put_cold(tr__stack_pool_t *pool, tr__stack_t *st);
 
 /* Nonzero if addr lies in st's guard. */
 static inline int tr__stack_in_guard(const tr__stack_t *st, uintptr_t addr) {

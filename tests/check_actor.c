@@ -441,7 +441,8 @@ END_TEST
 /* Scale                                                                    */
 /* ------------------------------------------------------------------------ */
 
-#define MANY 100000
+/* 100,000; 2,000 under valgrind, which would take many minutes. */
+#define MANY (tr_test_on_valgrind() ? 2000 : 100000)
 
 /* Hot loops count failures and assert once: every passing ck_assert costs
  * Check a write(2) to its report pipe. */

@@ -430,6 +430,55 @@ START_TEST(test_double_reply_not_stranded) {
 }
 END_TEST
 
+/* Regression (fuzz/fuzz_call.c): a REPLY for a call accepted after the
+ * DOWN that ended the call stayed in the caller's mailbox for good (never
+ * receivable, yet counted). Made with the runtime's internals: the REPLY
+ * is delivered between the server's DOWN and the caller's resumption. */
+#include "internal.h"
+
+static tr_pid_t g_caller, g_injector;
+
+static void exits_on_call(void *arg) {
+  tr_msg_t *m;
+  (void)arg;
+  if (tr_recv(&m, -1) != 0) return;
+  tr_msg_free(m);
+  TR_OK(tr_send(g_injector, ONE, sizeof(ONE))); /* runs before the caller */
+}
+
+static void injector(void *arg) {
+  tr_msg_t *m;
+  tr__actor_t *c;
+  tr_msg_t *r;
+  (void)arg;
+  TR_OK(tr_recv(&m, -1));
+  tr_msg_free(m);
+  c = tr__lookup(tr__tls_sched, g_caller);
+  ck_assert_ptr_nonnull(c);
+  ck_assert_uint_ne(c->call_ref, 0); /* DOWN queued, caller not yet run */
+  r = tr__msg_new(TR_MSG_REPLY, ONE, sizeof(ONE), 0);
+  r->ref = c->call_ref;
+  tr__deliver(c, r);
+}
+
+static void down_then_reply_client(void *arg) {
+  tr_pid_t srv;
+  tr_msg_t *reply;
+  int *left = arg;
+  g_caller = tr_self();
+  TR_OK(tr_spawn_link(injector, NULL, &g_injector));
+  TR_OK(tr_spawn(NULL, exits_on_call, NULL, NULL, &srv));
+  ck_assert_int_eq(tr_call(srv, ONE, sizeof(ONE), &reply, 1000, NULL), TR_EDOWN);
+  *left = (int)tr_mailbox_len();
+}
+
+START_TEST(test_reply_behind_down_not_stranded) {
+  int left = -1;
+  tr_test_run(down_then_reply_client, &left);
+  ck_assert_int_eq(left, 0);
+}
+END_TEST
+
 static Suite *suite_call(void) {
   Suite *s = suite_create("call");
   TCase *tc = tcase_create("call");
@@ -444,6 +493,7 @@ static Suite *suite_call(void) {
   tcase_add_test(tc, test_reply_non_call);
   tcase_add_test(tc, test_reply_to_dead_caller);
   tcase_add_test(tc, test_double_reply_not_stranded);
+  tcase_add_test(tc, test_reply_behind_down_not_stranded);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -977,6 +977,49 @@ START_TEST(test_torture_mixed) {
 }
 END_TEST
 
+/* Regression (bench/chaos): an overflowed stack was touched all the way
+ * down; it went back to the warm cache and then under the next actor, so
+ * overflows interleaved with long-lived actors grew RSS by a whole stack
+ * each (1 MiB here: 96 MiB in all). Overflowed stacks are released at
+ * once now. */
+#define WARM_N 96
+#define STACK_1M ((size_t)1024 * 1024)
+
+static void holder(void *arg) {
+  tr_msg_t *m;
+  (void)arg;
+  if (tr_recv(&m, -1) == 0) tr_msg_free(m);
+}
+
+static long warm_growth_kib;
+
+static void warm_root(void *arg) {
+  tr_spawn_opts_t o;
+  tr_pid_t held[WARM_N];
+  long before;
+  (void)arg;
+  tr_spawn_opts_init(&o);
+  o.stack_size = STACK_1M;
+  crash_and_wait(crasher, (void *)(intptr_t)C_OVERFLOW, STACK_1M); /* warm-up */
+  before = usage_now().rss_kib;
+  for (int i = 0; i < WARM_N; i++) {
+    tr_reason_t r = crash_and_wait(crasher, (void *)(intptr_t)C_OVERFLOW, STACK_1M);
+    ck_assert_int_eq(r.kind, TR_REASON_STACK_OVERFLOW);
+    TR_OK(tr_spawn(NULL, holder, NULL, &o, &held[i])); /* takes the slot */
+    TR_OK(tr_yield());
+  }
+  warm_growth_kib = usage_now().rss_kib - before;
+  for (int i = 0; i < WARM_N; i++) TR_OK(tr_send(held[i], "\xc0", 1));
+}
+
+START_TEST(test_overflowed_stacks_not_kept_warm) {
+  maps_setup();
+  tr_test_run(warm_root, NULL);
+  maps_teardown();
+  ck_assert_msg(warm_growth_kib < 16 * 1024, "RSS grew by %ld KiB", warm_growth_kib);
+}
+END_TEST
+
 static Suite *suite_fault(void) {
   Suite *s = suite_create("fault");
   TCase *tc = tcase_create("kinds");
@@ -996,6 +1039,7 @@ static Suite *suite_fault(void) {
   tcase_add_test(tc, test_signal_masks);
   tcase_add_test(tc, test_crash_report_through_logger);
   tcase_add_test(tc, test_reserve_check_at_entry_points);
+  tcase_add_test(tc, test_overflowed_stacks_not_kept_warm);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("fatal");

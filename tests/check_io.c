@@ -475,7 +475,7 @@ static int conn_ok;
 static int conn_port;
 
 static void client(void *arg) {
-  char out[16], in[16];
+  char out[16] = {0}, in[16]; /* 15 bytes of text, then a defined NUL */
   tr_io_t c;
   size_t got;
   int err;
@@ -652,8 +652,10 @@ START_TEST(io_closed_on_exit) {
   snprintf(tmp_path, sizeof(tmp_path), "/tmp/troupe-io-%d", (int)getpid());
   tr_test_run(leaker, NULL);
   ck_assert_int_eq(tr_test_fd_count(), fds);
-  tr_test_run(leaker, ID(8)); /* NULL-ish pointer: segv */
-  ck_assert_int_eq(tr_test_fd_count(), fds);
+  if (!tr_test_on_valgrind()) { /* it would report the deliberate fault */
+    tr_test_run(leaker, ID(8)); /* NULL-ish pointer: segv */
+    ck_assert_int_eq(tr_test_fd_count(), fds);
+  }
   unlink(tmp_path);
 }
 END_TEST

@@ -444,6 +444,7 @@ null_read(void *arg) {
 START_TEST(test_catch_faults_off) {
   tr_config_t cfg;
   tr_runtime_t *rt = NULL;
+  if (tr_test_nofork()) return; /* it kills its process */
   tr_config_init(&cfg);
   cfg.catch_faults = 0;
   TR_OK(tr_runtime_new(&rt, &cfg));

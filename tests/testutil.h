@@ -11,6 +11,31 @@
 
 #include "troupe.h"
 
+/* Valgrind builds (--enable-valgrind) can tell when they run under it:
+ * tests that need what valgrind does not model (floating-point control
+ * modes, tens of thousands of mappings, minutes of load) skip themselves
+ * or scale down there. */
+#if defined(__has_include)
+#if __has_include("config.h")
+#include "config.h"
+#endif
+#endif
+#ifdef TR_VALGRIND
+#include <valgrind/valgrind.h>
+#define tr_test_on_valgrind() (RUNNING_ON_VALGRIND != 0)
+#else
+#define tr_test_on_valgrind() 0
+#endif
+
+/* Nonzero when Check runs the tests in this process (CK_FORK=no, as the
+ * valgrind pass does): a test whose point is to kill its process (a
+ * signal or exit test) skips itself then — Check does not check the
+ * expected signal or exit status without fork. */
+static inline int tr_test_nofork(void) {
+  const char *f = getenv("CK_FORK");
+  return f != NULL && strcmp(f, "no") == 0;
+}
+
 /* Asserts that an int-returning troupe call succeeded, naming the error. */
 #define TR_OK(expr)                                                          \
   do {                                                                       \
