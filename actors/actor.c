@@ -263,6 +263,7 @@ typedef struct {
   tr__rpc_res_t res;
   unsigned flags;          /* spawn: TR_SPAWN_LINK / MONITOR to record */
   tr_ref_t monitor_ref;
+  void *box;               /* a result box the waiter frees (NULL: none) */
 } tr__rpc_reply_t;
 
 static void rpc_reply_send(tr_runtime_t *rt, tr_pid_t to, uint64_t token,
@@ -347,6 +348,7 @@ void tr__sig_rpc_reply_apply(tr__sched_t *s, tr_msg_t *m) {
     tr__sched_wake(s, a);
     return;
   }
+  free(r.box); /* the waiter is gone: nobody takes the result */
   if (r.res.err != 0 || r.flags == 0) return;
   /* The spawner died waiting: its child must not keep a link or monitor
    * to it. */
@@ -357,6 +359,74 @@ void tr__sig_rpc_reply_apply(tr__sched_t *s, tr_msg_t *m) {
   if (r.flags & TR_SPAWN_MONITOR)
     tr__sig_send(s->rt, TR__SIG_DEMONITOR, r.res.pid, m->to, r.monitor_ref,
                  NULL, NULL, 0, 0);
+}
+
+/* ---- mailbox stats of another scheduler's actor ------------------------- */
+
+typedef struct {
+  int err;
+  tr_mailbox_stats_t st;
+} tr__stats_box_t;
+
+/* The body of TR__SIG_MBOX_STATS. */
+typedef struct {
+  tr__stats_box_t *box;    /* filled by the target's scheduler */
+  uint64_t token;          /* the waiting actor's request, or */
+  tr__host_wait_t *host;   /* the waiting host */
+} tr__stats_req_t;
+
+void tr__sig_mbox_stats_apply(tr__sched_t *s, tr_msg_t *m) {
+  tr__stats_req_t q;
+  tr__rpc_reply_t r;
+  memcpy(&q, m->data, sizeof(q));
+  q.box->err = tr_mailbox_stats(m->to, &q.box->st); /* local here */
+  memset(&r, 0, sizeof(r));
+  if (q.host != NULL) {
+    tr__host_done(s->rt, q.host, &r.res);
+    return;
+  }
+  r.box = q.box;
+  rpc_reply_send(s->rt, m->from, q.token, &r);
+}
+
+int tr__mbox_stats_remote(tr_pid_t pid, tr_mailbox_stats_t *st) {
+  tr__sched_t *s = tr__tls_sched, *dst = tr__pid_owner(s->rt, pid);
+  tr__actor_t *a = s->current;
+  tr__stats_req_t q;
+  int err;
+  memset(&q, 0, sizeof(q));
+  if (a != NULL) {
+    /* The box outlives us if we are killed while waiting: the answer's
+     * scheduler frees it then. */
+    if ((q.box = calloc(1, sizeof(*q.box))) == NULL) return TR_ENOMEM;
+    q.token = a->rpc_token = ++s->next_token;
+    a->rpc_done = 0;
+    tr__sig_send_to(dst, TR__SIG_MBOX_STATS, pid, a->pid, 0, NULL, &q,
+                    sizeof(q), 0);
+    tr__rpc_wait(a);
+  } else {
+    tr__stats_box_t box;
+    tr__host_wait_t w;
+    if (s->in_cleanup) return TR_ECLEANUP;
+    memset(&box, 0, sizeof(box));
+    memset(&w, 0, sizeof(w));
+    q.box = &box;
+    q.host = &w;
+    tr__sig_send_to(dst, TR__SIG_MBOX_STATS, pid, TR_PID_NONE, 0, NULL, &q,
+                    sizeof(q), 0);
+    tr__host_wait(s->rt, dst, &w);
+    *st = box.st;
+    return box.err;
+  }
+  *st = q.box->st;
+  err = q.box->err;
+  free(q.box);
+  return err;
+}
+
+int tr__pid_is_remote(tr_pid_t pid) {
+  tr__sched_t *s = tr__tls_sched;
+  return s != NULL && tr__pid_sched(pid) != s->id && tr__pid_alive(s->rt, pid);
 }
 
 /* Spawns on `target`, another scheduler than the caller's. */

@@ -24,9 +24,13 @@ static inline void bench_parse(int argc, char **argv, bench_args_t *a) {
     else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
       a->threads = atoi(argv[++i]);
   }
+  if (a->threads < 1) a->threads = 1;
+#ifndef BENCH_HONOURS_THREADS
+  /* W2 and W4 run --threads schedulers; the others one. */
   if (a->threads != 1)
-    fprintf(stderr, "note: troupe runs one scheduler thread for now; "
+    fprintf(stderr, "note: this benchmark runs one scheduler; "
                     "--threads %d measured with 1\n", a->threads);
+#endif
 }
 
 static inline uint64_t bench_now_ns(void) {

@@ -72,8 +72,8 @@
 /* Under AddressSanitizer the quarantine of freed memory and the
  * allocator's own mappings grow RSS and VMAs on purpose: the memory bounds
  * are left to LeakSanitizer there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define CHAOS_ASAN 1
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CHAOS_ASAN 1 /* a sanitizer's shadow memory: RSS and VMAs not ours */
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define CHAOS_ASAN 1

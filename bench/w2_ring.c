@@ -1,7 +1,12 @@
 /*
  * W2 — ring (Armstrong): 1000 actors in a ring pass a token (a hop
  * counter) for 1000 laps; each hop is a receive and a send (bench.md).
+ *
+ * --threads N runs N schedulers, each with a contiguous arc of the ring,
+ * so that N hops per lap cross schedulers. One token is sequential: more
+ * schedulers cannot make it faster, this measures what the crossings cost.
  */
+#define BENCH_HONOURS_THREADS 1
 #include "bench_util.h"
 
 #include "troupe.h"
@@ -10,6 +15,7 @@
 
 static tr_pid_t ring[NODES];
 static uint64_t total_hops, final_count, t0, t1;
+static int nsched;
 
 static size_t pack_uint(unsigned char *b, uint64_t v) {
   int i;
@@ -26,7 +32,7 @@ static uint64_t unpack_uint(const unsigned char *b) {
 
 static void node(void *arg) {
   size_t me = (size_t)(uintptr_t)arg;
-  tr_pid_t next = ring[(me + 1) % NODES];
+  tr_pid_t next = TR_PID_NONE;
   unsigned char buf[9];
   for (;;) {
     tr_msg_t *m;
@@ -41,6 +47,9 @@ static void node(void *arg) {
         if (i != me) tr_exit_pid(NULL, ring[i], TR_REASON_SHUTDOWN);
       return;
     }
+    /* Read once the token came: the starter filled ring[] before sending it
+     * (a node on another scheduler may start before the ring is complete). */
+    if (next == TR_PID_NONE) next = ring[(me + 1) % NODES];
     tr_send(next, buf, pack_uint(buf, hops + 1));
   }
 }
@@ -51,8 +60,10 @@ static void starter(void *arg) {
   (void)arg;
   tr_spawn_opts_init(&o);
   o.stack_size = 64 * 1024;
-  for (size_t i = 0; i < NODES; i++)
+  for (size_t i = 0; i < NODES; i++) {
+    o.placement = TR_PLACE_SCHED(i * (size_t)nsched / NODES);
     tr_spawn(NULL, node, (void *)(uintptr_t)i, &o, &ring[i]);
+  }
   tr_yield(); /* all nodes start and block in tr_recv (they read ring[] once
                * started, after every pid is known) */
   t0 = bench_now_ns();
@@ -63,8 +74,12 @@ int main(int argc, char **argv) {
   bench_args_t a;
   tr_runtime_t *rt;
   bench_parse(argc, argv, &a);
+  tr_config_t cfg;
   total_hops = (uint64_t)NODES * (a.quick ? 100 : 1000);
-  if (tr_runtime_new(&rt, NULL) != 0) return 1;
+  nsched = a.threads;
+  tr_config_init(&cfg);
+  cfg.schedulers = (unsigned)nsched;
+  if (tr_runtime_new(&rt, &cfg) != 0) return 1;
   tr_spawn(rt, starter, NULL, NULL, NULL);
   if (tr_runtime_run(rt) != 0) return 1;
   tr_runtime_free(rt);

@@ -181,6 +181,9 @@ int main(int argc, char **argv) {
   }
   tr_config_init(&cfg);
   cfg.logger = tr_log_stderr; /* one line per crashed connection */
+  /* Connection actors start next to the acceptor: it hands them their
+   * socket, and a socket lives on its scheduler's loop. */
+  cfg.placement = TR_PLACE_LOCAL;
   cfg.stop_timeout_ms = 3000;
   if ((err = tr_runtime_new(&rt, &cfg)) != 0) goto fail;
 

@@ -201,6 +201,9 @@ int main(int argc, char **argv) {
 
   tr_config_init(&cfg);
   cfg.logger = tr_log_stderr;
+  /* Visit actors start next to the acceptor: it hands them their socket,
+   * and a socket lives on its scheduler's loop. */
+  cfg.placement = TR_PLACE_LOCAL;
   if ((err = tr_runtime_attach(&rt, &loop, &cfg)) != 0) {
     fprintf(stderr, "embed_daemon: attach: %s\n", tr_strerror(err));
     return 1;

@@ -188,15 +188,18 @@ TR_EXTERN int tr_runtime_new(tr_runtime_t **rt, const tr_config_t *cfg);
 TR_EXTERN int tr_runtime_attach(tr_runtime_t **rt, uv_loop_t *loop,
                                 const tr_config_t *cfg);
 
-/* Standalone only: runs until every actor has exited (returns 0), until
- * tr_runtime_stop() finished (0), or until every live actor is blocked with
- * nothing that could wake it (TR_EDEADLK, actors left alive). Returns
+/* Standalone only: runs every scheduler until every actor has exited
+ * (returns 0), until tr_runtime_stop() finished (0), or until every live
+ * actor is blocked with nothing that could wake it (TR_EDEADLK, actors left
+ * alive). Scheduler 0 runs on the calling thread; the other schedulers'
+ * threads run only while this runs (outside it they are parked). Returns
  * TR_ENOTSUP for an attached runtime, TR_EBUSY if already running. */
 TR_EXTERN int tr_runtime_run(tr_runtime_t *rt);
 
 /* Asks for an orderly stop: actors spawned from outside any actor get exit
- * signal `shutdown`, youngest first; after stop_timeout_ms whatever is left
- * is killed. Returns at once; the loop carries the stop out. Idempotent. */
+ * signal `shutdown`, youngest first on each scheduler; once they are gone
+ * everywhere, the rest are killed; after stop_timeout_ms whatever is left
+ * is killed. Returns at once; the loops carry the stop out. Idempotent. */
 TR_EXTERN int tr_runtime_stop(tr_runtime_t *rt);
 
 /* Stops what is left, waits for the runtime's handles to close (driving the
@@ -267,8 +270,10 @@ enum {
 TR_EXTERN void tr_spawn_opts_init(tr_spawn_opts_t *opts);
 
 /* Starts fn(arg) as a new actor. rt may be NULL inside an actor (the
- * caller's runtime). arg is passed through, never owned. The child first
- * runs when the spawner blocks or yields. *pid (may be NULL) gets its pid.
+ * caller's runtime). arg is passed through, never owned. A child on the
+ * spawner's scheduler first runs when the spawner blocks or yields; one
+ * placed on another scheduler may run at once, in parallel (tr_spawn
+ * returns once it exists). *pid (may be NULL) gets its pid.
  * LINK and MONITOR need an actor caller (TR_ENOTACTOR otherwise). If `name`
  * is taken, TR_EEXIST and nothing is started. */
 TR_EXTERN int tr_spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
@@ -538,7 +543,9 @@ typedef uint64_t tr_io_t;
 TR_EXTERN int tr_io_close(tr_io_t h);
 /* Makes pid (a live actor of the caller's runtime) the owner of h; h then
  * lives and dies with pid, and the caller can no longer use it. TR_ENOPROC
- * if pid is dead (h stays the caller's). A child spawned by the caller owns
+ * if pid is dead (h stays the caller's); TR_ENOTSUP if pid runs on another
+ * scheduler (a handle lives on its scheduler's loop: spawn the new owner
+ * with TR_PLACE_LOCAL). A child spawned by the caller owns
  * h when it first runs if given before the caller blocks; otherwise tell
  * the new owner by message. */
 TR_EXTERN int tr_io_give(tr_io_t h, tr_pid_t pid);

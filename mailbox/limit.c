@@ -134,6 +134,11 @@ int tr_mailbox_len_of(tr_pid_t pid, size_t *len) {
   int err;
   if (len == NULL) return TR_EINVAL;
   *len = 0;
+  if (tr__pid_is_remote(pid)) { /* another scheduler's: ask it */
+    tr_mailbox_stats_t st;
+    if ((err = tr__mbox_stats_remote(pid, &st)) == 0) *len = st.len;
+    return err;
+  }
   if ((err = observe(pid, &a)) != 0) return err;
   *len = a->mq_len;
   return 0;
@@ -144,6 +149,7 @@ int tr_mailbox_stats(tr_pid_t pid, tr_mailbox_stats_t *st) {
   int err;
   if (st == NULL) return TR_EINVAL;
   memset(st, 0, sizeof(*st));
+  if (tr__pid_is_remote(pid)) return tr__mbox_stats_remote(pid, st);
   if ((err = observe(pid, &a)) != 0) return err;
   st->len = a->mq_len;
   if (a->mbox_limit != NULL) {

@@ -21,26 +21,45 @@ static inline unsigned msg_class(size_t total) {
   return total <= 128 ? 0 : total <= 256 ? 1 : total <= 512 ? 2 : TR__MSG_NOCLASS;
 }
 
-/* Caches s's buffer m (s's own), or frees it when the cache is full. */
-static inline void msg_cache_put(tr__sched_t *s, tr_msg_t *m) {
-  unsigned cls = m->cls;
-  if (s->msg_nfree[cls] < TR__MSG_CACHE_MAX) {
-    m->next = s->msg_free[cls];
-    s->msg_free[cls] = m;
-    s->msg_nfree[cls]++;
-    return;
+/* Buffers going home: a batch of pointers, pushed onto the home
+ * scheduler's msg_back stack (all taken at once: no ABA). */
+struct tr__msg_ret {
+  struct tr__msg_ret *next;
+  uint32_t n, cls;                   /* all of one class: the home need
+                                      * not read the buffers to cache them */
+  tr_msg_t *v[TR__MSG_RETURN_BATCH];
+};
+
+/* Pushes m (of class cls) onto s's cache, growing it if `grow` (buffers
+ * that come home), else freeing m when the cache is at its limit. */
+static inline void msg_cache_put(tr__sched_t *s, tr_msg_t *m, unsigned cls,
+                                 int grow) {
+  if (s->msg_cache[cls].n == s->msg_cache[cls].cap) {
+    uint32_t ncap = s->msg_cache[cls].cap ? s->msg_cache[cls].cap * 2 : 256;
+    tr_msg_t **v;
+    if ((!grow && s->msg_cache[cls].cap >= TR__MSG_CACHE_MAX) ||
+        (v = realloc(s->msg_cache[cls].v, ncap * sizeof(*v))) == NULL) {
+      free(m);
+      return;
+    }
+    s->msg_cache[cls].v = v;
+    s->msg_cache[cls].cap = ncap;
   }
-  free(m);
+  s->msg_cache[cls].v[s->msg_cache[cls].n++] = m;
 }
 
-/* Takes the buffers other schedulers sent home (all of them at once, so
- * there is no ABA). */
+/* Takes the buffers other schedulers sent home. They are cached whatever
+ * the cache's limit: they were ours and in flight, and a steady flow to
+ * another scheduler needs that many again (freeing them here and
+ * allocating anew is what the return trip avoids). */
 static void msg_take_back(tr__sched_t *s) {
-  tr_msg_t *m = atomic_exchange_explicit(&s->msg_back, NULL, memory_order_acquire);
-  while (m != NULL) {
-    tr_msg_t *n = m->next;
-    msg_cache_put(s, m);
-    m = n;
+  struct tr__msg_ret *r =
+      atomic_exchange_explicit(&s->msg_back, NULL, memory_order_acquire);
+  while (r != NULL) {
+    struct tr__msg_ret *n = r->next;
+    for (uint32_t i = 0; i < r->n; i++) msg_cache_put(s, r->v[i], r->cls, 1);
+    free(r);
+    r = n;
   }
 }
 
@@ -49,18 +68,30 @@ static void msg_take_back(tr__sched_t *s) {
  * Messages cross schedulers: a class buffer remembers its home, and the
  * scheduler that frees it sends it back there in batches (so that a
  * one-way flow does not turn into malloc on one thread and free on the
- * other, which contends on the allocator's arena locks). */
+ * other, which contends on the allocator's arena locks). A buffer that
+ * came back was last written by another core: the cache prefetches the
+ * ones it will hand out next. */
+#define TR__MSG_PREFETCH 4
+
 static tr_msg_t *msg_alloc(size_t total) {
   tr__sched_t *s = tr__tls_sched;
   unsigned cls = msg_class(total);
   tr_msg_t *m;
   if (cls != TR__MSG_NOCLASS && s != NULL) {
-    if (TR__UNLIKELY(s->msg_free[cls] == NULL) &&
-        atomic_load_explicit(&s->msg_back, memory_order_relaxed) != NULL)
+    uint32_t n = s->msg_cache[cls].n;
+    if (TR__UNLIKELY(n == 0) &&
+        atomic_load_explicit(&s->msg_back, memory_order_relaxed) != NULL) {
       msg_take_back(s);
-    if ((m = s->msg_free[cls]) != NULL) {
-      s->msg_free[cls] = m->next;
-      s->msg_nfree[cls]--;
+      n = s->msg_cache[cls].n;
+    }
+    if (n != 0) {
+      m = s->msg_cache[cls].v[--n];
+      s->msg_cache[cls].n = n;
+      if (n >= TR__MSG_PREFETCH) {
+        char *p = (char *)s->msg_cache[cls].v[n - TR__MSG_PREFETCH];
+        __builtin_prefetch(p, 1);
+        __builtin_prefetch(p + 64, 1);
+      }
     } else {
       m = malloc(msg_class_size[cls]);
     }
@@ -78,23 +109,29 @@ static tr_msg_t *msg_alloc(size_t total) {
   return m;
 }
 
-/* Queues m (a buffer of scheduler `home`) to go back there. */
-static void msg_send_home(tr__sched_t *s, unsigned home, tr_msg_t *m) {
+/* Queues m (a buffer of class cls of scheduler `home`) to go back there. */
+static void msg_send_home(tr__sched_t *s, unsigned home, unsigned cls,
+                          tr_msg_t *m) {
+  struct tr__msg_ret *r = s->msg_out[home][cls], *old;
   tr__sched_t *h;
-  tr_msg_t *old;
-  m->next = s->msg_out[home].head;
-  s->msg_out[home].head = m;
-  if (s->msg_out[home].n++ == 0) s->msg_out[home].tail = m;
-  if (s->msg_out[home].n < TR__MSG_RETURN_BATCH) return;
+  if (r == NULL) {
+    if ((r = malloc(sizeof(*r))) == NULL) {
+      free(m); /* it cannot go home: it leaves the caches */
+      return;
+    }
+    r->n = 0;
+    r->cls = cls;
+    s->msg_out[home][cls] = r;
+  }
+  r->v[r->n++] = m;
+  if (r->n < TR__MSG_RETURN_BATCH) return;
+  s->msg_out[home][cls] = NULL;
   h = s->rt->scheds[home];
   old = atomic_load_explicit(&h->msg_back, memory_order_relaxed);
   do {
-    s->msg_out[home].tail->next = old;
+    r->next = old;
   } while (!atomic_compare_exchange_weak_explicit(
-      &h->msg_back, &old, s->msg_out[home].head, memory_order_release,
-      memory_order_relaxed));
-  s->msg_out[home].head = s->msg_out[home].tail = NULL;
-  s->msg_out[home].n = 0;
+      &h->msg_back, &old, r, memory_order_release, memory_order_relaxed));
 }
 
 /* One allocation: header, body and (EXIT/DOWN) the reason. NULL when out
@@ -128,39 +165,34 @@ void tr__msg_destroy(tr_msg_t *m) {
     return;
   }
   if (home != s->id && home < s->rt->nsched) {
-    msg_send_home(s, home, m);
+    msg_send_home(s, home, m->cls, m);
     return;
   }
   m->home = (uint8_t)s->id; /* adopt a buffer made outside any scheduler */
-  msg_cache_put(s, m);
+  msg_cache_put(s, m, m->cls, 0);
 }
 
 /* Frees the scheduler's recycled buffers (runtime teardown). */
 void tr__msg_cache_destroy(tr__sched_t *s) {
+  struct tr__msg_ret *r, *n;
   for (unsigned c = 0; c < TR__MSG_CLASSES; c++) {
-    tr_msg_t *m, *n;
-    for (m = s->msg_free[c]; m != NULL; m = n) {
-      n = m->next;
-      free(m);
-    }
-    s->msg_free[c] = NULL;
-    s->msg_nfree[c] = 0;
+    for (uint32_t i = 0; i < s->msg_cache[c].n; i++) free(s->msg_cache[c].v[i]);
+    free(s->msg_cache[c].v);
+    s->msg_cache[c].v = NULL;
+    s->msg_cache[c].n = s->msg_cache[c].cap = 0;
   }
   for (unsigned h = 0; h < TR__MAX_SCHEDULERS; h++) {
-    tr_msg_t *m, *n;
-    for (m = s->msg_out[h].head; m != NULL; m = n) {
-      n = m->next;
-      free(m);
+    for (unsigned c = 0; c < TR__MSG_CLASSES; c++) {
+      if ((r = s->msg_out[h][c]) == NULL) continue;
+      for (uint32_t i = 0; i < r->n; i++) free(r->v[i]);
+      free(r);
+      s->msg_out[h][c] = NULL;
     }
-    s->msg_out[h].head = s->msg_out[h].tail = NULL;
-    s->msg_out[h].n = 0;
   }
-  {
-    tr_msg_t *m = atomic_exchange(&s->msg_back, NULL), *n;
-    for (; m != NULL; m = n) {
-      n = m->next;
-      free(m);
-    }
+  for (r = atomic_exchange(&s->msg_back, NULL); r != NULL; r = n) {
+    n = r->next;
+    for (uint32_t i = 0; i < r->n; i++) free(r->v[i]);
+    free(r);
   }
 }
 
@@ -270,8 +302,8 @@ static int send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
                        tr_pid_t to, tr_ref_t ref, const void *data, size_t len) {
   tr__sched_t *dst = tr__pid_owner(s->rt, to);
   tr_msg_t *m;
-  if (dst == NULL || !tr__pid_alive(s->rt, to)) return 0; /* dead: no-op */
-  m = tr__msg_new(kind, data, len, 0);
+  if (dst == NULL) return 0; /* no such scheduler: a dead pid */
+  m = tr__msg_new(kind, data, len, 0); /* dropped there if to is dead */
   if (m == NULL) return TR_ENOMEM;
   m->from = from;
   m->ref = ref;

@@ -8,10 +8,20 @@
  * signals on its own stack exactly as the local code would, so actors are
  * only ever touched by their own thread.
  *
+ * Batches: a scheduler thread does not push each signal on its own. It
+ * appends it to its outbox for the destination scheduler (an array of
+ * message pointers), and pushes the whole batch as one queue node when the
+ * batch is full, when the running actor blocks, yields or exits, when the
+ * scheduler finishes a drain (before it could sleep), and at once when the
+ * destination is waiting for work; host code pushes at once. One push then costs one swap for up to TR__BATCH_MAX signals,
+ * and the owner walks an array whose messages it can prefetch instead of
+ * chasing a pointer through a cache miss per signal.
+ *
  * Ordering: signals from one thread to one scheduler are applied in push
- * order (the queue is FIFO); a sender uses the local path for actors of its
- * own scheduler and the inbox for all others, so each (sender, receiver)
- * pair always takes the same path and per-pair order holds.
+ * order (the outbox and the queue are FIFO); a sender uses the local path
+ * for actors of its own scheduler and its outbox for all others, so each
+ * (sender, receiver) pair always takes the same path and per-pair order
+ * holds.
  *
  * Wake-ups are coalesced through `wake`, the owner's sleep state: 0 while
  * it runs (it will look at its inbox before it sleeps again: producers
@@ -35,8 +45,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Signals applied per batch before the owner looks at other work. */
+/* Signals applied per call before the owner looks at other work. */
 #define TR__INBOX_BATCH 4096
+
+/* A batch of signals from one thread to one scheduler: the queue node. */
+struct tr__batch {
+  tr__qnode_t qn;                /* first: the inbox link */
+  uint32_t n;                    /* signals in msgs */
+  uint32_t next;                 /* owner: the next one to apply */
+  tr_msg_t *msgs[TR__BATCH_MAX];
+};
 
 /* ---- the queue ---------------------------------------------------------- */
 
@@ -127,7 +145,7 @@ int tr__sched_sleep(tr__sched_t *s, int idle, int *all_idle) {
   tr_runtime_t *rt = s->rt;
   *all_idle = 0;
   atomic_store(&q->wake, idle ? 2 : 1);
-  if (q_ready(q)) {
+  if (s->in_batch != NULL || q_ready(q)) {
     /* Signals came in: stay awake. A producer that saw us idle counted
      * us again; we never left, so undo that. */
     if (atomic_exchange(&q->wake, 0) == 0 && idle)
@@ -144,13 +162,60 @@ int tr__sched_sleep(tr__sched_t *s, int idle, int *all_idle) {
   return 1;
 }
 
-int tr__inbox_pending(tr__sched_t *s) { return q_ready(&s->inbox); }
+int tr__inbox_pending(tr__sched_t *s) {
+  return s->in_batch != NULL || q_ready(&s->inbox);
+}
 
 /* ---- pushing ------------------------------------------------------------ */
 
-void tr__sig_push(tr__sched_t *s, tr_msg_t *m) {
-  q_push(&s->inbox, &m->qn);
-  wake(s);
+static tr__batch_t *batch_new(void) {
+  tr__batch_t *b = malloc(sizeof(*b));
+  if (b == NULL) {
+    tr__log(tr__tls_sched, TR_LOG_ERROR, "troupe: out of memory for a signal batch");
+    abort(); /* a lost EXIT or DOWN would break supervision */
+  }
+  b->n = b->next = 0;
+  return b;
+}
+
+/* Pushes s's outbox for dst (if any) onto dst's inbox. */
+static void outbox_flush(tr__sched_t *s, tr__sched_t *dst) {
+  tr__batch_t *b = s->out[dst->id];
+  if (b == NULL) return;
+  s->out[dst->id] = NULL;
+  s->out_mask &= ~(UINT64_C(1) << dst->id);
+  q_push(&dst->inbox, &b->qn);
+  wake(dst);
+}
+
+void tr__outbox_flush_all(tr__sched_t *s) {
+  while (s->out_mask != 0) {
+    unsigned id = (unsigned)__builtin_ctzll(s->out_mask);
+    outbox_flush(s, s->rt->scheds[id]);
+  }
+}
+
+void tr__sig_push(tr__sched_t *dst, tr_msg_t *m) {
+  tr__sched_t *s = tr__tls_sched;
+  tr__batch_t *b;
+  if (s == NULL || s->rt != dst->rt) { /* a thread with no scheduler */
+    b = batch_new();
+    b->msgs[b->n++] = m;
+    q_push(&dst->inbox, &b->qn);
+    wake(dst);
+    return;
+  }
+  if ((b = s->out[dst->id]) == NULL) {
+    b = s->out[dst->id] = batch_new();
+    s->out_mask |= UINT64_C(1) << dst->id;
+  }
+  b->msgs[b->n++] = m;
+  /* Push now when the batch is full, from host code (nothing flushes for
+   * it later), and when the destination waits for work (latency matters
+   * then; a busy one comes back to its inbox later anyway). */
+  if (b->n == TR__BATCH_MAX || (s->current == NULL && !s->in_drain) ||
+      atomic_load_explicit(&dst->inbox.wake, memory_order_relaxed) != 0)
+    outbox_flush(s, dst);
 }
 
 void tr__sig_send_to(tr__sched_t *dst, int kind, tr_pid_t to, tr_pid_t from,
@@ -204,6 +269,7 @@ static void apply(tr__sched_t *s, tr_msg_t *m) {
   case TR__SIG_DOWN: tr__sig_down_apply(s, m); break;
   case TR__SIG_SPAWN: tr__sig_spawn_apply(s, m); break;
   case TR__SIG_RPC_REPLY: tr__sig_rpc_reply_apply(s, m); break;
+  case TR__SIG_MBOX_STATS: tr__sig_mbox_stats_apply(s, m); break;
   case TR__SIG_TIMER_CANCEL: tr__sig_timer_cancel_apply(s, m); break;
   case TR__SIG_STOP: tr__sig_stop_apply(s); break;
   case TR__SIG_KILL_ALL: tr__sig_kill_all_apply(s); break;
@@ -223,31 +289,67 @@ static void apply(tr__sched_t *s, tr_msg_t *m) {
   tr__msg_destroy(m);
 }
 
+/* Prefetch distance in a batch: the messages were written by another
+ * core, each a cache miss unless requested ahead. */
+#define TR__PREFETCH 12
+
+static inline void prefetch_msg(const tr_msg_t *m) {
+  __builtin_prefetch(m, 1);
+  __builtin_prefetch(&m->kind, 1); /* the header's second line */
+}
+
 size_t tr__inbox_apply(tr__sched_t *s) {
   tr__inbox_t *q = &s->inbox;
-  tr__qnode_t *n;
   size_t count = 0;
   tr__sched_awake(s);
-  while (count < TR__INBOX_BATCH && (n = q_pop(q)) != NULL) {
-    apply(s, (tr_msg_t *)(void *)n);
-    count++;
+  while (count < TR__INBOX_BATCH) {
+    tr__batch_t *b = s->in_batch;
+    if (b == NULL) {
+      tr__qnode_t *n = q_pop(q);
+      if (n == NULL) break;
+      b = s->in_batch = (tr__batch_t *)(void *)n;
+      for (uint32_t i = 0; i < b->n && i < TR__PREFETCH; i++)
+        prefetch_msg(b->msgs[i]);
+    }
+    while (b->next < b->n && count < TR__INBOX_BATCH) {
+      uint32_t i = b->next++;
+      if (i + TR__PREFETCH < b->n) prefetch_msg(b->msgs[i + TR__PREFETCH]);
+      apply(s, b->msgs[i]);
+      count++;
+    }
+    if (b->next < b->n) break; /* the rest next time */
+    s->in_batch = NULL;
+    free(b);
   }
   return count;
 }
 
+static void discard_msg(tr__sched_t *s, tr_msg_t *m) {
+  if (m->kind == TR__SIG_HOST_ACK) {
+    tr__host_wait_t *w;
+    tr__rpc_res_t res = {TR_ESTOPPED, TR_PID_NONE};
+    memcpy(&w, m->data, sizeof(w));
+    tr__host_done(s->rt, w, &res);
+  }
+  if (m->zone) msgpack_zone_free(m->zone);
+  free(m);
+}
+
+static void discard_batch(tr__sched_t *s, tr__batch_t *b) {
+  for (uint32_t i = b->next; i < b->n; i++) discard_msg(s, b->msgs[i]);
+  free(b);
+}
+
 void tr__inbox_discard(tr__sched_t *s) {
   tr__qnode_t *n;
-  while ((n = q_pop(&s->inbox)) != NULL) {
-    tr_msg_t *m = (tr_msg_t *)(void *)n;
-    if (m->kind == TR__SIG_HOST_ACK) {
-      tr__host_wait_t *w;
-      tr__rpc_res_t res = {TR_ESTOPPED, TR_PID_NONE};
-      memcpy(&w, m->data, sizeof(w));
-      tr__host_done(s->rt, w, &res);
-    }
-    if (m->zone) msgpack_zone_free(m->zone);
-    free(m);
+  if (s->in_batch != NULL) discard_batch(s, s->in_batch);
+  s->in_batch = NULL;
+  while ((n = q_pop(&s->inbox)) != NULL) discard_batch(s, (tr__batch_t *)(void *)n);
+  for (unsigned i = 0; i < TR__MAX_SCHEDULERS; i++) {
+    if (s->out[i] != NULL) discard_batch(s, s->out[i]);
+    s->out[i] = NULL;
   }
+  s->out_mask = 0;
 }
 
 /* The uv_async of a scheduler: its inbox has signals. Standalone loops

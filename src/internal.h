@@ -291,6 +291,11 @@ void tr__map_destroy(tr__map_t *m);
  * pid) marks a pid that has a registered name. */
 #define TR__ALIVE_NAMED (UINT64_C(1) << 63)
 
+/* Signals one thread sends another scheduler travel in batches of up to
+ * this many (src/inbox.c). */
+#define TR__BATCH_MAX 62
+typedef struct tr__batch tr__batch_t;
+
 /* The MPSC inbox: Vyukov's intrusive queue. Producers (any thread) swap
  * head; the owner pops at tail. `wake` is the owner's sleep state (0 runs,
  * 1 sleeps, 2 sleeps idle): a producer that finds it nonzero sends the one
@@ -329,15 +334,16 @@ struct tr__sched {
   int handles_open;        /* runtime handles not yet closed */
   int handles_closing;
   tr__actor_t *top_head;   /* top-level actors, youngest first */
-  tr_msg_t *msg_free[TR__MSG_CLASSES]; /* recycled message buffers */
-  uint32_t msg_nfree[TR__MSG_CLASSES];
+  /* Recycled message buffers per class: stacks of pointers, so that taking
+   * or caching one never touches the buffer (mailbox/mailbox.c). */
+  struct {
+    tr_msg_t **v;
+    uint32_t n, cap;
+  } msg_cache[TR__MSG_CLASSES];
   /* Buffers of other schedulers freed here, batched per home, and the
    * batches other schedulers sent home to us (a lock-free stack). */
-  struct {
-    tr_msg_t *head, *tail;
-    uint32_t n;
-  } msg_out[TR__MAX_SCHEDULERS];
-  _Atomic(tr_msg_t *) msg_back;
+  struct tr__msg_ret *msg_out[TR__MAX_SCHEDULERS][TR__MSG_CLASSES];
+  _Atomic(struct tr__msg_ret *) msg_back;
   /* crash capture */
   sigset_t sigmask;        /* mask while actors run (async signals blocked) */
   sigset_t loop_mask;      /* the thread's own mask, while the loop runs */
@@ -356,6 +362,9 @@ struct tr__sched {
   /* ---- multi-core (src/inbox.c, src/runtime.c) ---- */
   _Atomic size_t live_pub;  /* `live`, published for other threads */
   tr__inbox_t inbox;        /* signals from other threads */
+  tr__batch_t *in_batch;    /* owner: the batch being applied */
+  tr__batch_t *out[TR__MAX_SCHEDULERS]; /* outboxes, per destination */
+  uint64_t out_mask;        /* destinations with a nonempty outbox */
   uv_async_t async;         /* wakes the owner for its inbox */
   pthread_mutex_t async_mu; /* async_open and uv_async_send vs. close */
   int async_open;
@@ -531,9 +540,14 @@ void tr__live_dec(tr__sched_t *s);
 
 /* inbox.c: the MPSC inbox and signals. */
 void tr__inbox_init(tr__inbox_t *q);
-/* Pushes m (its kind and `to` set) onto s's inbox and wakes s. Any
- * thread; m now belongs to s. */
+/* Sends m (its kind and `to` set) to scheduler s. From a scheduler thread
+ * it goes into that thread's outbox for s (pushed when full, when the
+ * running actor blocks or exits, at the end of a drain, or at once from
+ * host code); from any other thread it is pushed at once. m now belongs
+ * to s. */
 void tr__sig_push(tr__sched_t *s, tr_msg_t *m);
+/* Pushes every outbox of s (its own thread). */
+void tr__outbox_flush_all(tr__sched_t *s);
 /* Builds a control signal (aborts when out of memory: a lost EXIT or DOWN
  * would break supervision) and pushes it to the scheduler `to` names. */
 void tr__sig_send(tr_runtime_t *rt, int kind, tr_pid_t to, tr_pid_t from,
@@ -576,6 +590,12 @@ int tr__spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
               const tr_spawn_opts_t *o, tr_pid_t sup_parent, tr_pid_t *pid);
 void tr__sig_spawn_apply(tr__sched_t *s, tr_msg_t *m);
 void tr__sig_rpc_reply_apply(tr__sched_t *s, tr_msg_t *m);
+void tr__sig_mbox_stats_apply(tr__sched_t *s, tr_msg_t *m);
+/* Nonzero if pid is a live actor of another scheduler than the caller's. */
+int tr__pid_is_remote(tr_pid_t pid);
+/* tr_mailbox_stats for such a pid: asks its scheduler and waits (an actor
+ * blocks; host code waits for the thread). */
+int tr__mbox_stats_remote(tr_pid_t pid, tr_mailbox_stats_t *st);
 /* Blocks a (actor context) until its request `token` is answered. */
 void tr__rpc_wait(tr__actor_t *a);
 /* Sends an answer to the actor `to` waiting for token. */

@@ -411,7 +411,11 @@ int tr_io_give(tr_io_t id, tr_pid_t to) {
   tr__actor_t *b;
   int err;
   if ((err = tr__io_handle_get(a->s, a, id, 0, &h)) != 0) return err;
-  if ((b = tr__lookup(a->s, to)) == NULL) return TR_ENOPROC;
+  if ((b = tr__lookup(a->s, to)) == NULL)
+    /* A handle lives on its scheduler's loop: the new owner must too. */
+    return tr__pid_sched(to) != a->s->id && tr__pid_alive(a->s->rt, to)
+               ? TR_ENOTSUP
+               : TR_ENOPROC;
   if (b == a) return 0;
   owner_unlink(h);
   owner_link(h, b);

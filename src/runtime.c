@@ -129,6 +129,8 @@ void tr__host_done(tr_runtime_t *rt, tr__host_wait_t *w, const tr__rpc_res_t *re
 }
 
 void tr__host_wait(tr_runtime_t *rt, tr__sched_t *k, tr__host_wait_t *w) {
+  if (tr__tls_sched != NULL && tr__tls_sched->rt == rt)
+    tr__outbox_flush_all(tr__tls_sched);
   pthread_mutex_lock(&rt->mu);
   while (!w->done) {
     if (!rt->run_active && k != NULL && k->has_thread && !k->service_req) {
@@ -152,6 +154,7 @@ static void host_apply0(tr_runtime_t *rt) {
   while (tr__inbox_apply(s) > 0) {
   }
   tr__reap(s);
+  tr__outbox_flush_all(s);
   tr__tls_sched = prev;
   tr__sched_settle(s);
 }
@@ -217,6 +220,7 @@ static void thread_service(tr__sched_t *s) {
   while (tr__inbox_apply(s) > 0) {
   }
   tr__reap(s);
+  tr__outbox_flush_all(s);
 }
 
 static void *sched_thread(void *arg) {

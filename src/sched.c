@@ -223,7 +223,9 @@ static inline tr__actor_t *next_from_actor(tr__sched_t *s) {
 /* Suspends a (the current actor, state already set by the caller) until
  * someone makes it runnable again. */
 void tr__sched_block(tr__sched_t *s, tr__actor_t *a) {
-  tr__actor_t *next = next_from_actor(s);
+  tr__actor_t *next;
+  if (s->out_mask != 0) tr__outbox_flush_all(s); /* what it sent goes now */
+  next = next_from_actor(s);
   if (next == a) { /* yielded with nobody else runnable */
     a->state = TR__ST_RUNNING;
     return;
@@ -236,6 +238,7 @@ void tr__sched_block(tr__sched_t *s, tr__actor_t *a) {
 
 /* Ends the current actor for good: main reaps it. */
 _Noreturn void tr__sched_exit_current(tr__sched_t *s, tr__actor_t *a) {
+  if (s->out_mask != 0) tr__outbox_flush_all(s);
   a->state = TR__ST_DEAD;
   a->dying_next = NULL;
   if (s->dying_tail) s->dying_tail->dying_next = a;
@@ -284,6 +287,7 @@ void tr__sched_drain(tr__sched_t *s) {
     }
     if (s->switches >= TR__SWITCH_BUDGET || !tr__inbox_pending(s)) break;
   }
+  tr__outbox_flush_all(s); /* what apply and reap sent, before any sleep */
   pthread_sigmask(SIG_SETMASK, &s->loop_mask, NULL);
   s->in_drain = 0;
   tr__tls_sched = prev;

@@ -219,8 +219,8 @@ static int outside_check(tr_runtime_t *rt, tr_sup_error_t *err) {
   tr__sched_t *s = tr__tls_sched;
   int rc = 0;
   if (rt == NULL) rc = TR_EINVAL;
-  else if (s != NULL && s != &rt->sched) rc = TR_EWRONGTHREAD;
   else if (s != NULL && s->in_cleanup) rc = TR_ECLEANUP;
+  else if (s != NULL && s != &rt->sched) rc = TR_EWRONGTHREAD;
   else if (rt->attached) rc = TR_ENOTSUP;
   else if (rt->running || rt->sched.in_drain) rc = TR_EBUSY;
   else if (rt->stopping) rc = TR_ESTOPPED;

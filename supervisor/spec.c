@@ -128,11 +128,18 @@ static int spec_fields(tr_child_spec_t *s, int index, tr_sup_error_t *err) {
 int tr__sup_spec_check(const tr_child_spec_t *specs, size_t i, int index,
                        tr_child_spec_t *out, tr_sup_error_t *err) {
   size_t stride = spec_stride(specs);
-  const tr_child_spec_t *s =
-      (const tr_child_spec_t *)(const void *)((const char *)specs + i * stride);
-  size_t size = s->size == 0 ? sizeof(*s) : s->size;
+  const tr_child_spec_t *s;
+  size_t size;
   tr_child_spec_init(out, "x", NULL, NULL);
   out->id[0] = '\0';
+  /* The stride is checked before any element past the first is touched:
+   * a size that is no struct's would misalign them (found by
+   * fuzz/fuzz_spec.c under UBSan). */
+  if (stride < SPEC_SIZE_V1 || stride > sizeof(*specs) ||
+      stride % _Alignof(tr_child_spec_t) != 0)
+    return spec_bad(err, out, index, "size is not that of any tr_child_spec_t");
+  s = (const tr_child_spec_t *)(const void *)((const char *)specs + i * stride);
+  size = s->size == 0 ? sizeof(*s) : s->size;
   if (size != stride || size < SPEC_SIZE_V1 || size > sizeof(*s))
     return spec_bad(err, out, index, "size is not that of any tr_child_spec_t");
   memcpy(out, s, size);

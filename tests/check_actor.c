@@ -105,11 +105,12 @@ static void spawner_actor(void *arg) {
 }
 
 START_TEST(test_spawn_inside) {
+  /* One scheduler: children must not run before the spawner yields. */
   inside_t t;
   tr_runtime_t *rt = NULL;
   memset(&t, 0, sizeof(t));
-  TR_OK(tr_runtime_new(&rt, NULL));
-  TR_OK(tr_runtime_new(&t.other_rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  TR_OK(tr_runtime_new(&t.other_rt, tr_test_cfg1()));
   TR_OK(tr_spawn(rt, spawner_actor, &t, NULL, NULL));
   TR_OK(tr_runtime_run(rt));
   ck_assert_int_eq(t.ran_before_yield, 0);
@@ -183,11 +184,12 @@ static void yielder(void *arg) {
 }
 
 START_TEST(test_yield_interleaving) {
+  /* One scheduler: the exact yield interleaving. */
   tr_runtime_t *rt = NULL;
   order_t o;
   yielder_t y[3] = {{&o, 'A'}, {&o, 'B'}, {&o, 'C'}};
   memset(&o, 0, sizeof(o));
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   for (int i = 0; i < 3; i++) TR_OK(tr_spawn(rt, yielder, &y[i], NULL, NULL));
   TR_OK(tr_runtime_run(rt));
   TR_OK(tr_runtime_free(rt));
@@ -388,8 +390,9 @@ static void opts_in_actor(void *arg) {
 }
 
 START_TEST(test_spawn_opts_inside) {
+  /* One scheduler: a named child must not have run and exited before whereis. */
   counter_runs = 0;
-  tr_test_run(opts_in_actor, NULL);
+  tr_test_run1(opts_in_actor, NULL);
   ck_assert_int_eq(counter_runs, 3); /* min stack, named, linked */
 }
 END_TEST
@@ -442,7 +445,7 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 
 /* 100,000; 2,000 under valgrind, which would take many minutes. */
-#define MANY (tr_test_on_valgrind() ? 2000 : 100000)
+#define MANY (tr_test_on_valgrind() || tr_test_on_tsan() ? 2000 : 100000)
 
 /* Hot loops count failures and assert once: every passing ck_assert costs
  * Check a write(2) to its report pipe. */
@@ -467,9 +470,10 @@ static void many_parent(void *arg) {
 }
 
 START_TEST(test_100k_spawn_exit) {
+  /* One scheduler: counts actors before any child ran; plain shared counters. */
   tr_runtime_t *rt = NULL;
   many_t t = {0, 0, 0, 0};
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   TR_OK(tr_spawn(rt, many_parent, &t, NULL, NULL));
   TR_OK(tr_runtime_run(rt));
   ck_assert_int_eq(t.failed, 0);
@@ -530,11 +534,12 @@ static void releaser(void *arg) {
 }
 
 START_TEST(test_100k_blocked_in_recv) {
+  /* One scheduler: plain counters shared by the actors. */
   tr_runtime_t *rt = NULL;
   memset(&parked, 0, sizeof(parked));
   parked.pids = calloc(MANY, sizeof(tr_pid_t));
   ck_assert_ptr_nonnull(parked.pids);
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   for (int i = 0; i < MANY; i++)
     if (tr_spawn(rt, parked_actor, (void *)(intptr_t)i, NULL, &parked.pids[i]))
       parked.wrong++;
@@ -609,9 +614,10 @@ static void stale_driver(void *arg) {
 }
 
 START_TEST(test_stale_pid) {
+  /* One scheduler: slot reuse on the spawner's scheduler. */
   stale_t t;
   memset(&t, 0, sizeof(t));
-  tr_test_run(stale_driver, &t);
+  tr_test_run1(stale_driver, &t);
   ck_assert_int_eq(t.fresh_got_check, 1);
   ck_assert_int_eq(t.fresh_got_other, 0);
   ck_assert_uint_eq(t.fresh_mailbox_len, 0);

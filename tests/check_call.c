@@ -230,7 +230,8 @@ static void timeout_client(void *arg) {
   ck_assert_uint_eq(tr_mailbox_len(), 0);
 }
 
-START_TEST(test_timeout_late_reply_dropped) { tr_test_run(timeout_client, NULL); }
+START_TEST(test_timeout_late_reply_dropped) { tr_test_run1(timeout_client, NULL); }
+  /* One scheduler: plain state shared by its actors. */
 END_TEST
 
 /* A late reply that arrives during the next call must not answer it. */
@@ -273,7 +274,8 @@ static void zero_timeout_client(void *arg) {
   ck_assert_uint_eq(tr_mailbox_len(), 0);
 }
 
-START_TEST(test_zero_timeout) { tr_test_run(zero_timeout_client, NULL); }
+START_TEST(test_zero_timeout) { tr_test_run1(zero_timeout_client, NULL); }
+  /* One scheduler: plain state shared by its actors. */
 END_TEST
 
 /* ------------------------------------------------------------------------ */
@@ -473,8 +475,9 @@ static void down_then_reply_client(void *arg) {
 }
 
 START_TEST(test_reply_behind_down_not_stranded) {
+  /* One scheduler: it reaches into the caller through the runtime's internals. */
   int left = -1;
-  tr_test_run(down_then_reply_client, &left);
+  tr_test_run1(down_then_reply_client, &left);
   ck_assert_int_eq(left, 0);
 }
 END_TEST

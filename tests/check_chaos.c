@@ -16,7 +16,9 @@ START_TEST(test_chaos_soak) {
   const char *secs = getenv("TR_CHAOS_SECONDS"), *seed = getenv("TR_CHAOS_SEED");
   int rc;
   chaos_opts_init(&o);
-  o.duration_s = secs ? atof(secs) : 12;
+  /* TSan runs everything several times slower: a longer fault phase for
+   * the same counts. */
+  o.duration_s = secs ? atof(secs) : tr_test_on_tsan() ? 40 : 12;
   o.seed = seed ? strtoull(seed, NULL, 0) : 20261121;
   o.quiet = 1;
   o.burst_every_s = 3;

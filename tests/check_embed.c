@@ -1,7 +1,12 @@
 /* Check suite for embedded mode (tr_runtime_attach): the host's loop and
  * its own handles keep working while actors run; tr_runtime_stop shuts the
  * host-spawned actors down youngest first and kills stragglers after
- * stop_timeout_ms; once the runtime is freed the host can close its loop. */
+ * stop_timeout_ms; once the runtime is freed the host can close its loop.
+ *
+ * Every runtime here has one scheduler (tr_test_cfg1): the tests follow
+ * scheduler 0 on the host's loop step by step, with plain shared state
+ * (tests/check_multi.c runs the embedded mode with threads).
+ */
 #include <stdint.h>
 
 #include "testutil.h"
@@ -111,7 +116,7 @@ START_TEST(test_host_timer_fires_while_actors_run) {
   ticks = 0;
   actors_done = stop_called = host_closed = 0;
   busy_rounds = 0;
-  TR_OK(tr_runtime_attach(&rt, &loop, NULL));
+  TR_OK(tr_runtime_attach(&rt, &loop, tr_test_cfg1()));
   ck_assert_ptr_eq(tr_runtime_loop(rt), &loop);
   ck_assert_int_eq(uv_timer_init(&loop, &host_timer), 0);
   ck_assert_int_eq(uv_timer_start(&host_timer, host_tick, 1, 1), 0);
@@ -180,8 +185,9 @@ static void run_until_stopped(int n) {
 }
 
 START_TEST(test_stop_shuts_down_youngest_first) {
+  /* One scheduler: the global youngest-first stop order. */
   host_setup();
-  TR_OK(tr_runtime_attach(&rt, &loop, NULL));
+  TR_OK(tr_runtime_attach(&rt, &loop, tr_test_cfg1()));
   /* Non-trapping: killed by shutdown in stop order; their cleanups log.
    * The actor-spawned child is not top level: killed once they are gone. */
   TR_OK(tr_spawn(rt, blocker_with_child, (void *)(intptr_t)'a', NULL, NULL));
@@ -193,7 +199,7 @@ START_TEST(test_stop_shuts_down_youngest_first) {
 
   /* Trapping: each gets an EXIT shutdown, and they run youngest first. */
   host_setup();
-  TR_OK(tr_runtime_attach(&rt, &loop, NULL));
+  TR_OK(tr_runtime_attach(&rt, &loop, tr_test_cfg1()));
   TR_OK(tr_spawn(rt, trapper, (void *)(intptr_t)'A', NULL, NULL));
   TR_OK(tr_spawn(rt, trapper, (void *)(intptr_t)'B', NULL, NULL));
   TR_OK(tr_spawn(rt, trapper, (void *)(intptr_t)'C', NULL, NULL));
@@ -247,6 +253,7 @@ START_TEST(test_stop_timeout_kills_stragglers) {
   uv_timer_t t;
   host_setup();
   tr_config_init(&cfg);
+  cfg.schedulers = 1;
   cfg.stop_timeout_ms = 30;
   cfg.logger = count_warn;
   warned = 0;
@@ -281,7 +288,7 @@ static void stop_from_actor(void *arg) {
 
 START_TEST(test_stop_from_inside_an_actor) {
   host_setup();
-  TR_OK(tr_runtime_attach(&rt, &loop, NULL));
+  TR_OK(tr_runtime_attach(&rt, &loop, tr_test_cfg1()));
   TR_OK(tr_spawn(rt, blocker, (void *)(intptr_t)'b', NULL, NULL));
   TR_OK(tr_spawn(rt, stop_from_actor, NULL, NULL, NULL));
   uv_run(&loop, UV_RUN_DEFAULT); /* returns: the runtime closed its handles */
@@ -293,7 +300,7 @@ END_TEST
 
 START_TEST(test_free_without_stop_closes_everything) {
   host_setup();
-  TR_OK(tr_runtime_attach(&rt, &loop, NULL));
+  TR_OK(tr_runtime_attach(&rt, &loop, tr_test_cfg1()));
   TR_OK(tr_spawn(rt, blocker, (void *)(intptr_t)'a', NULL, NULL));
   TR_OK(tr_spawn(rt, blocker, (void *)(intptr_t)'b', NULL, NULL));
   run_until_started(2); /* they start and block */
@@ -310,7 +317,7 @@ START_TEST(test_run_on_attached_is_enotsup) {
   host_setup();
   ck_assert_int_eq(tr_runtime_attach(&bad, NULL, NULL), TR_EINVAL);
   ck_assert_int_eq(tr_runtime_attach(NULL, &loop, NULL), TR_EINVAL);
-  TR_OK(tr_runtime_attach(&rt, &loop, NULL));
+  TR_OK(tr_runtime_attach(&rt, &loop, tr_test_cfg1()));
   ck_assert_int_eq(tr_runtime_run(rt), TR_ENOTSUP);
   TR_OK(tr_spawn(rt, noop, NULL, NULL, NULL));
   ck_assert_int_eq(tr_runtime_run(rt), TR_ENOTSUP);

@@ -310,7 +310,8 @@ static void row_tr_config_init(hctx_t *c) {
   memset(&cfg, 0xff, sizeof(cfg));
   tr_config_init(&cfg);
   EQ(cfg.size, sizeof(cfg));
-  EQ(cfg.schedulers, 1);
+  /* The default: TR_SCHEDULERS (the suite's multi-scheduler runs), else 1. */
+  EQ(cfg.schedulers, getenv("TR_SCHEDULERS") ? (unsigned)atoi(getenv("TR_SCHEDULERS")) : 1u);
 }
 
 static void row_tr_log_stderr(hctx_t *c) {
@@ -1843,6 +1844,9 @@ static void sup_start_common(int (*start)(const tr_sup_flags_t *,
   EQ(err.index, 1);
   s[1].size = sizeof(s[1]) - 8; /* stride disagrees */
   EQ(start(NULL, s, 2, &pid, NULL), TR_EINVAL);
+  s[0].size = sizeof(s[0]) - 3; /* a stride that would misalign s[1] */
+  EQ(start(NULL, s, 2, &pid, NULL), TR_EINVAL);
+  s[0].size = sizeof(s[0]);
   EQ(start(NULL, NULL, 1, &pid, NULL), TR_EINVAL);
   EQ(start(NULL, s, SIZE_MAX, &pid, NULL), TR_EINVAL);
   EQ(start(NULL, s, (size_t)INT32_MAX + 1, &pid, NULL), TR_EINVAL);
@@ -2256,8 +2260,13 @@ static void cleanup_cb(void *arg) {
 
 static void row_actor(void *arg) {
   hctx_t *c = arg;
+  tr_spawn_opts_t lo;
   tr_defer(cleanup_cb, c);
-  if (tr_spawn_link(garbage_server, NULL, &c->live) != 0)
+  /* On our scheduler: tr_io_give hands it a handle of our loop. */
+  tr_spawn_opts_init(&lo);
+  lo.flags = TR_SPAWN_LINK;
+  lo.placement = TR_PLACE_LOCAL;
+  if (tr_spawn(NULL, garbage_server, NULL, &lo, &c->live) != 0)
     h_fail(__LINE__, "cannot spawn the live actor");
   c->w = W_ACTOR;
   g_row->fn(c);

@@ -1,5 +1,9 @@
 /* Check suite for the libuv bridge (src/io_*.c): TCP, UDP, files and name
- * resolution from actors, over loopback only. */
+ * resolution from actors, over loopback only.
+ *
+ * Every runtime here has one scheduler (tr_test_cfg1): the actors hand
+ * I/O handles to each other, and a handle lives on its scheduler's loop.
+ */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -25,7 +29,7 @@ static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
  * the first loop) exists. */
 static int fd_baseline(void) {
   tr_runtime_t *rt;
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   TR_OK(tr_runtime_free(rt));
   return tr_test_fd_count();
 }
@@ -115,7 +119,7 @@ static void t_echo(void *arg) {
   ck_assert_int_eq(tr_io_close(c), UV_EBADF);
 }
 
-START_TEST(tcp_echo) { tr_test_run(t_echo, NULL); }
+START_TEST(tcp_echo) { tr_test_run1(t_echo, NULL); }
 END_TEST
 
 static void t_ipv6(void *arg) {
@@ -132,7 +136,7 @@ static void t_ipv6(void *arg) {
   ck_assert(memcmp(buf, "v6", 2) == 0);
 }
 
-START_TEST(tcp_ipv6) { tr_test_run(t_ipv6, NULL); }
+START_TEST(tcp_ipv6) { tr_test_run1(t_ipv6, NULL); }
 END_TEST
 
 static void t_bad_args(void *arg) {
@@ -158,7 +162,7 @@ START_TEST(tcp_bad_args) {
   ck_assert_int_eq(tr_tcp_read(1, buf, sizeof(buf), 0), TR_ENOTACTOR);
   ck_assert_int_eq(tr_tcp_listen(&h, LOOP4, 0, 0), TR_ENOTACTOR);
   ck_assert_int_eq(tr_fs_unlink("/nonexistent"), TR_ENOTACTOR);
-  tr_test_run(t_bad_args, NULL);
+  tr_test_run1(t_bad_args, NULL);
 }
 END_TEST
 
@@ -176,7 +180,7 @@ static void t_accept_timeout(void *arg) {
   ck_assert_int_eq(tr_tcp_accept(srv, &c, 0), TR_ETIMEDOUT);
 }
 
-START_TEST(tcp_accept_timeout) { tr_test_run(t_accept_timeout, NULL); }
+START_TEST(tcp_accept_timeout) { tr_test_run1(t_accept_timeout, NULL); }
 END_TEST
 
 static void late_writer(void *arg) {
@@ -207,7 +211,7 @@ static void t_read_timeout(void *arg) {
   ck_assert_uint_eq(tr_mailbox_len(), 1);
 }
 
-START_TEST(tcp_read_timeout) { tr_test_run(t_read_timeout, NULL); }
+START_TEST(tcp_read_timeout) { tr_test_run1(t_read_timeout, NULL); }
 END_TEST
 
 
@@ -246,7 +250,7 @@ static void t_close_while_blocked(void *arg) {
   tr_io_close(s);
 }
 
-START_TEST(tcp_close_while_blocked) { tr_test_run(t_close_while_blocked, NULL); }
+START_TEST(tcp_close_while_blocked) { tr_test_run1(t_close_while_blocked, NULL); }
 END_TEST
 
 /* connect timeout: a listener with a full accept queue drops SYNs. */
@@ -261,7 +265,7 @@ static void t_connect_timeout(void *arg) {
   ck_assert_int_eq(tr_tcp_connect(&c[i], LOOP4, port, 0), TR_ETIMEDOUT);
 }
 
-START_TEST(tcp_connect_timeout) { tr_test_run(t_connect_timeout, NULL); }
+START_TEST(tcp_connect_timeout) { tr_test_run1(t_connect_timeout, NULL); }
 END_TEST
 
 static void t_refused(void *arg) {
@@ -276,7 +280,7 @@ static void t_refused(void *arg) {
 
 START_TEST(tcp_refused) {
   int fds = fd_baseline();
-  tr_test_run(t_refused, NULL);
+  tr_test_run1(t_refused, NULL);
   ck_assert_int_eq(tr_test_fd_count(), fds);
 }
 END_TEST
@@ -307,7 +311,7 @@ static void t_eof(void *arg) {
   TR_OK(tr_tcp_write(c, "x", 1, 1000));
 }
 
-START_TEST(tcp_eof) { tr_test_run(t_eof, NULL); }
+START_TEST(tcp_eof) { tr_test_run1(t_eof, NULL); }
 END_TEST
 
 static void resetter(void *arg) {
@@ -336,7 +340,7 @@ static void t_reset(void *arg) {
                 tr_err_name(err));
 }
 
-START_TEST(tcp_reset) { tr_test_run(t_reset, NULL); }
+START_TEST(tcp_reset) { tr_test_run1(t_reset, NULL); }
 END_TEST
 
 static void trickle(void *arg) {
@@ -373,7 +377,7 @@ static void t_partial(void *arg) {
   ck_assert(memcmp(buf, "tail", 4) == 0);
 }
 
-START_TEST(tcp_partial_reads) { tr_test_run(t_partial, NULL); }
+START_TEST(tcp_partial_reads) { tr_test_run1(t_partial, NULL); }
 END_TEST
 
 static void three_then_wait(void *arg) {
@@ -400,7 +404,7 @@ static void t_exactly_timeout(void *arg) {
   TR_OK(tr_tcp_read_exactly(c, buf, 0, NULL, 0)); /* nothing to read: done */
 }
 
-START_TEST(tcp_read_exactly_timeout) { tr_test_run(t_exactly_timeout, NULL); }
+START_TEST(tcp_read_exactly_timeout) { tr_test_run1(t_exactly_timeout, NULL); }
 END_TEST
 
 /* ---- large writes to a slow reader ----------------------------------------- */
@@ -444,7 +448,7 @@ static void t_big_write(void *arg) {
   free(data);
 }
 
-START_TEST(tcp_big_write_slow_reader) { tr_test_run(t_big_write, NULL); }
+START_TEST(tcp_big_write_slow_reader) { tr_test_run1(t_big_write, NULL); }
 END_TEST
 
 static void t_write_timeout(void *arg) {
@@ -463,7 +467,7 @@ static void t_write_timeout(void *arg) {
 
 START_TEST(tcp_write_timeout) {
   int fds = fd_baseline();
-  tr_test_run(t_write_timeout, NULL);
+  tr_test_run1(t_write_timeout, NULL);
   ck_assert_int_eq(tr_test_fd_count(), fds);
 }
 END_TEST
@@ -516,7 +520,7 @@ START_TEST(tcp_1000_connections) {
     return;
   }
   fds = fd_baseline();
-  tr_test_run(t_many, NULL);
+  tr_test_run1(t_many, NULL);
   ck_assert_int_eq(conn_ok, NCONN);
   ck_assert_int_eq(tr_test_fd_count(), fds);
 }
@@ -565,7 +569,7 @@ static void t_async(void *arg) {
   tr_msg_free(m);
 }
 
-START_TEST(tcp_read_async) { tr_test_run(t_async, NULL); }
+START_TEST(tcp_read_async) { tr_test_run1(t_async, NULL); }
 END_TEST
 
 /* ---- ownership --------------------------------------------------------------------- */
@@ -605,7 +609,7 @@ static void t_give(void *arg) {
   ck_assert_int_eq(tr_io_close(s), UV_EBADF);
 }
 
-START_TEST(io_give) { tr_test_run(t_give, NULL); }
+START_TEST(io_give) { tr_test_run1(t_give, NULL); }
 END_TEST
 
 /* tr_io_close works from a tr_defer cleanup (outside any actor), before
@@ -627,7 +631,7 @@ static void t_defer_close(void *arg) {
 }
 
 START_TEST(io_close_from_cleanup) {
-  tr_test_run(t_defer_close, NULL);
+  tr_test_run1(t_defer_close, NULL);
   ck_assert_int_eq(cleanup_rc, 0);
   ck_assert(cleanup_owner_none);
 }
@@ -650,10 +654,10 @@ static void leaker(void *arg) {
 START_TEST(io_closed_on_exit) {
   int fds = fd_baseline();
   snprintf(tmp_path, sizeof(tmp_path), "/tmp/troupe-io-%d", (int)getpid());
-  tr_test_run(leaker, NULL);
+  tr_test_run1(leaker, NULL);
   ck_assert_int_eq(tr_test_fd_count(), fds);
   if (!tr_test_on_valgrind()) { /* it would report the deliberate fault */
-    tr_test_run(leaker, ID(8)); /* NULL-ish pointer: segv */
+    tr_test_run1(leaker, ID(8)); /* NULL-ish pointer: segv */
     ck_assert_int_eq(tr_test_fd_count(), fds);
   }
   unlink(tmp_path);
@@ -701,7 +705,7 @@ static void t_udp(void *arg) {
   TR_OK(tr_io_close(b));
 }
 
-START_TEST(udp_send_recv) { tr_test_run(t_udp, NULL); }
+START_TEST(udp_send_recv) { tr_test_run1(t_udp, NULL); }
 END_TEST
 
 /* ---- files ------------------------------------------------------------------------------ */
@@ -754,7 +758,7 @@ static void t_fs(void *arg) {
 
 START_TEST(fs_calls) {
   int fds = fd_baseline();
-  tr_test_run(t_fs, NULL);
+  tr_test_run1(t_fs, NULL);
   ck_assert_int_eq(tr_test_fd_count(), fds);
 }
 END_TEST
@@ -786,7 +790,7 @@ static void t_dns(void *arg) {
   tr_freeaddrinfo(NULL);
 }
 
-START_TEST(dns_getaddrinfo) { tr_test_run(t_dns, NULL); }
+START_TEST(dns_getaddrinfo) { tr_test_run1(t_dns, NULL); }
 END_TEST
 
 /* A lookup abandoned by its caller (timeout 0) completes into the runtime. */
@@ -801,7 +805,7 @@ static void t_dns_abandon(void *arg) {
   }
 }
 
-START_TEST(dns_abandoned) { tr_test_run(t_dns_abandon, NULL); }
+START_TEST(dns_abandoned) { tr_test_run1(t_dns_abandon, NULL); }
 END_TEST
 
 static Suite *io_suite(void) {

@@ -3,7 +3,11 @@
  * lookup and timer. Nothing may complete into a dead stack (run this in the
  * sanitizer build), every fd comes back, and the loop keeps serving the
  * other actors. One test per crash kind (stack overflow, NULL write, divide
- * by zero, abort). */
+ * by zero, abort).
+ *
+ * Every runtime here has one scheduler (tr_test_cfg1): the actors hand
+ * I/O handles to each other, and a handle lives on its scheduler's loop.
+ */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -294,10 +298,10 @@ START_TEST(crash_with_io_in_flight) {
   snprintf(fifo, sizeof(fifo), "/tmp/troupe-fifo-%d", (int)getpid());
   unlink(fifo);
   ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-  TR_OK(tr_runtime_new(&rt, NULL)); /* libuv's process-wide fds first */
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1())); /* libuv's process-wide fds first */
   TR_OK(tr_runtime_free(rt));
   fds = tr_test_fd_count();
-  tr_test_run(scenario, NULL);
+  tr_test_run1(scenario, NULL);
   ck_assert_int_eq(tr_test_fd_count(), fds);
   unlink(fifo);
   free(big);
@@ -326,10 +330,10 @@ START_TEST(free_with_io_in_flight) {
   uv_timer_t t;
   int fds;
   big = calloc(1, BIG);
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   TR_OK(tr_runtime_free(rt));
   fds = tr_test_fd_count();
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   bomb_pid = TR_PID_NONE;
   TR_OK(tr_spawn(rt, busy, NULL, NULL, NULL));
   uv_timer_init(tr_runtime_loop(rt), &t);

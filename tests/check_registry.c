@@ -178,7 +178,8 @@ static void freed_actor(void *arg) {
   ck_assert_int_eq(tr_whereis("svc0", &w), TR_ENOENT);
 }
 
-START_TEST(test_name_freed_on_exit) { tr_test_run(freed_actor, NULL); }
+START_TEST(test_name_freed_on_exit) { tr_test_run1(freed_actor, NULL); }
+  /* One scheduler: plain state shared by its actors. */
 END_TEST
 
 typedef struct {
@@ -268,8 +269,9 @@ static void spawn_name_actor(void *arg) {
 }
 
 START_TEST(test_spawn_with_name) {
+  /* One scheduler: a named child must not have run and exited before whereis. */
   spawned_runs = 0;
-  tr_test_run(spawn_name_actor, NULL);
+  tr_test_run1(spawn_name_actor, NULL);
   ck_assert_int_eq(spawned_runs, 2);
 }
 END_TEST
@@ -346,7 +348,8 @@ static void many_names_actor(void *arg) {
   ck_assert_int_eq(bad, 0);
 }
 
-START_TEST(test_many_names) { tr_test_run(many_names_actor, NULL); }
+START_TEST(test_many_names) { tr_test_run1(many_names_actor, NULL); }
+  /* One scheduler: exit signals must take effect before whereis. */
 END_TEST
 
 static Suite *suite_registry(void) {

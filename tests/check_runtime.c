@@ -144,12 +144,13 @@ static void wait_quit(void *arg) {
 }
 
 START_TEST(test_run_deadlock) {
+  /* One scheduler: plain state shared by its actors. */
   tr_runtime_t *rt = NULL;
   tr_pid_t p[3];
   void *quit;
   size_t qlen;
   ran = 0;
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   for (int i = 0; i < 3; i++) TR_OK(tr_spawn(rt, wait_quit, NULL, NULL, &p[i]));
   ck_assert_int_eq(tr_runtime_run(rt), TR_EDEADLK);
   ck_assert_int_eq(ran, 3);
@@ -195,10 +196,11 @@ static void count_run(void *arg) {
 }
 
 START_TEST(test_run_twice_with_new_actors) {
+  /* One scheduler: plain state shared by its actors. */
   tr_runtime_t *rt = NULL;
   tr_pid_t a, b;
   ran = 0;
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   TR_OK(tr_spawn(rt, count_run, NULL, NULL, &a));
   ck_assert_int_eq(tr_runtime_run(rt), 0);
   ck_assert_int_eq(ran, 1);
@@ -288,6 +290,7 @@ START_TEST(test_stop_from_outside) {
   uv_timer_t t;
   ran = 0;
   tr_config_init(&cfg);
+  cfg.schedulers = 1; /* a plain counter shared by the actors and cleanups */
   cfg.stop_timeout_ms = 20;
   TR_OK(tr_runtime_new(&rt, &cfg));
   TR_OK(tr_spawn(rt, wait_quit, NULL, NULL, NULL));

@@ -1203,8 +1203,8 @@ START_TEST(test_simple_one_for_one_api) { tr_test_run(sofo_api_body, NULL); }
 END_TEST
 
 /* 10,000 workers; 1,000 crash at once; all come back, counts right. */
-#define BIG 10000
-#define CRASH 1000
+#define BIG (tr_test_on_tsan() ? 4000 : 10000)
+#define CRASH (BIG / 10)
 
 static void mini_worker(void *arg) {
   (void)arg;

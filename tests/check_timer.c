@@ -58,10 +58,11 @@ static void sleeper(void *arg) {
 }
 
 START_TEST(test_sleep_durations) {
+  /* One scheduler: the child must not run before sleep(0) yields. */
   sleep_t t;
   static const double ms[3] = {1, 20, 60};
   memset(&t, 0, sizeof(t));
-  tr_test_run(sleeper, &t);
+  tr_test_run1(sleeper, &t);
   ck_assert_int_eq(t.other_ran_during_sleep0, 1);
   for (int i = 0; i < 3; i++) {
     ck_assert_double_ge(t.elapsed[i], ms[i] - 1);
@@ -102,10 +103,11 @@ static void deep_sleeper(void *arg) {
 }
 
 START_TEST(test_sleep_ignores_messages) {
+  /* One scheduler: plain state shared by its actors. */
   poke_t p;
   tr_runtime_t *rt = NULL;
   memset(&p, 0, sizeof(p));
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   TR_OK(tr_spawn(rt, deep_sleeper, &p, NULL, &p.sleeper));
   TR_OK(tr_runtime_run(rt));
   TR_OK(tr_runtime_free(rt));
@@ -361,7 +363,7 @@ END_TEST
 /* Scale                                                                    */
 /* ------------------------------------------------------------------------ */
 
-#define SLEEPERS 10000
+#define SLEEPERS (tr_test_on_tsan() ? 4000 : 10000)
 
 typedef struct {
   int woke;
@@ -383,9 +385,10 @@ static void crowd_sleeper(void *arg) {
 }
 
 START_TEST(test_10k_sleepers) {
+  /* One scheduler: plain counters shared by the sleepers. */
   tr_runtime_t *rt = NULL;
   memset(&crowd, 0, sizeof(crowd));
-  TR_OK(tr_runtime_new(&rt, NULL));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   for (uintptr_t i = 0; i < SLEEPERS; i++)
     if (tr_spawn(rt, crowd_sleeper, (void *)i, NULL, NULL) != 0) crowd.failed++;
   ck_assert_int_eq(crowd.failed, 0);

@@ -54,6 +54,41 @@ static inline void tr_test_run(tr_actor_fn fn, void *arg) {
   TR_OK(tr_runtime_free(rt));
 }
 
+/* Tests whose subject is single-scheduler behaviour run on one scheduler
+ * whatever TR_SCHEDULERS and TR_PLACEMENT say (the suite also runs with 2
+ * and 4 schedulers and round-robin placement, where a spawned child may
+ * run at once on another thread): the exact order in which runnable
+ * actors interleave, a child that has not run yet when its spawner goes
+ * on, an exit signal that takes effect before tr_exit_pid returns, I/O
+ * handles handed between actors (a handle lives on its scheduler's loop),
+ * the runtime's internals, or plain (non-atomic) state shared by actors.
+ * tests/check_multi.c covers all of it across schedulers. */
+static inline const tr_config_t *tr_test_cfg1(void) {
+  static tr_config_t cfg;
+  tr_config_init(&cfg);
+  cfg.schedulers = 1;
+  return &cfg;
+}
+
+/* tr_test_run on one scheduler (see tr_test_cfg1). */
+static inline void tr_test_run1(tr_actor_fn fn, void *arg) {
+  tr_runtime_t *rt = NULL;
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  TR_OK(tr_spawn(rt, fn, arg, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+}
+
+/* ThreadSanitizer builds (--enable-tsan): TSan counts every actor as a
+ * thread (at most 8128 at once) and maps shadow memory for every stack, so
+ * tests that keep thousands of actors alive scale down there, and RSS and
+ * mapping counts are not checked. */
+#if defined(__SANITIZE_THREAD__)
+#define tr_test_on_tsan() 1
+#else
+#define tr_test_on_tsan() 0
+#endif
+
 /* Number of open file descriptors of this process. */
 static inline int tr_test_fd_count(void) {
   DIR *d = opendir("/proc/self/fd");
