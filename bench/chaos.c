@@ -278,16 +278,25 @@ static volatile int g_zero, g_seven = 7;
 static volatile int *volatile g_null;
 static volatile int g_depth_limit = -1;
 
-__attribute__((noinline, no_sanitize("undefined", "address"))) static int
-recurse(int n) {
+/* The faulting accesses are not instrumented by the sanitizers: TSan
+ * would record the store to the faulting address from several scheduler
+ * threads as a race (and its shadow of a NULL address is not mapped). */
+#if defined(__SANITIZE_THREAD__)
+#define CHAOS_NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define CHAOS_NO_TSAN
+#endif
+
+__attribute__((noinline, no_sanitize("undefined", "address"))) CHAOS_NO_TSAN
+static int recurse(int n) {
   volatile char pad[512];
   pad[0] = (char)n;
   if (n == g_depth_limit) return 0;
   return recurse(n + 1) + pad[0];
 }
 
-__attribute__((noreturn, no_sanitize("undefined", "address"))) static void
-crash(int fk) {
+__attribute__((noreturn, no_sanitize("undefined", "address"))) CHAOS_NO_TSAN
+static void crash(int fk) {
   switch (fk) {
   case FK_STACK: recurse(0); break;
   case FK_SEGV: *g_null = 1; break;
@@ -1059,6 +1068,10 @@ static void build_tree(tr_sup_flags_t **root_flags, tr_child_spec_t **root_specs
   tr_child_spec_init(&handlers->specs[0], "h", handler, NULL);
   handlers->specs[0].restart = TR_TEMPORARY;
   handlers->specs[0].shutdown = TR_SHUTDOWN_BRUTAL_KILL;
+  /* The acceptor hands each handler its socket, which lives on the
+   * acceptor's scheduler's loop: the handlers supervisor, its handlers and
+   * the acceptor all start on the tcp supervisor's scheduler. */
+  handlers->specs[0].placement = TR_PLACE_LOCAL;
   clients = new_def("clients", TR_ONE_FOR_ONE, (size_t)G.o.clients);
   for (int i = 0; i < G.o.clients; i++) {
     char id[16];
@@ -1066,7 +1079,9 @@ static void build_tree(tr_sup_flags_t **root_flags, tr_child_spec_t **root_specs
     tr_child_spec_init(&clients->specs[i], id, client, (void *)(intptr_t)i);
   }
   sup_spec(&tcp->specs[0], "handlers", handlers);
+  tcp->specs[0].placement = TR_PLACE_LOCAL;
   tr_child_spec_init(&tcp->specs[1], "acceptor", acceptor, NULL);
+  tcp->specs[1].placement = TR_PLACE_LOCAL;
   sup_spec(&tcp->specs[2], "clients", clients);
   sup_spec(&root->specs[G.o.groups], "tcp", tcp);
   *root_flags = &root->flags;
@@ -1096,14 +1111,16 @@ typedef struct {
  * statistics with its reports. */
 static void walk(tr_pid_t sup, walk_t *w, int depth) {
   tr_sup_child_info_t *info;
-  size_t n = 0;
+  size_t n = 0, cap;
   uint64_t restarts = 0, exits = 0, p;
   if (depth > 8 || tr_sup_which_children(sup, NULL, 0, &n) != 0) {
     w->not_running++;
     return;
   }
-  info = calloc(n ? n : 1, sizeof(*info));
-  if (tr_sup_which_children(sup, info, n, &n) != 0) n = 0;
+  cap = n;
+  info = calloc(cap ? cap : 1, sizeof(*info));
+  if (tr_sup_which_children(sup, info, cap, &n) != 0) n = 0;
+  if (n > cap) n = cap; /* children were added between the two calls */
   w->sups++;
   for (size_t i = 0; i < n; i++) {
     w->children++;

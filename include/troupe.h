@@ -152,7 +152,8 @@ typedef void (*tr_log_fn)(void *arg, tr_log_level_t level, const char *line);
 typedef struct tr_config {
   size_t size;              /* sizeof(tr_config_t) as compiled by the caller */
   unsigned schedulers;      /* scheduler threads, 1..TR_SCHEDULERS_MAX; 0:
-                             * the default (env TR_SCHEDULERS, else 1) */
+                             * the default (env TR_SCHEDULERS, else the
+                             * online CPUs) */
   size_t stack_size;        /* default usable stack per actor, bytes */
   size_t stack_cache;       /* freed stacks kept warm before MADV_DONTNEED */
   unsigned stop_timeout_ms; /* grace period of tr_runtime_stop before kill */
@@ -702,6 +703,9 @@ typedef struct tr_child_spec {
   tr_child_type_t type;
   size_t stack_size;        /* 0: the runtime default */
   unsigned flags;           /* TR_CHILD_* */
+  int placement;            /* TR_PLACE_* for the child (tr_spawn_opts_t);
+                             * TR_PLACE_LOCAL: the supervisor's scheduler
+                             * (e.g. for a child handed I/O handles) */
 } tr_child_spec_t;
 
 /* Zeroes spec, sets size, copies id (TR_EINVAL if NULL, empty or longer

@@ -13,9 +13,10 @@
  * message pointers), and pushes the whole batch as one queue node when the
  * batch is full, when the running actor blocks, yields or exits, when the
  * scheduler finishes a drain (before it could sleep), and at once when the
- * destination is waiting for work; host code pushes at once. One push then costs one swap for up to TR__BATCH_MAX signals,
- * and the owner walks an array whose messages it can prefetch instead of
- * chasing a pointer through a cache miss per signal.
+ * destination is waiting for work; host code pushes at once. One push
+ * then costs one swap for up to TR__BATCH_MAX signals, and the owner walks
+ * an array whose messages it can prefetch instead of chasing a pointer
+ * through a cache miss per signal.
  *
  * Ordering: signals from one thread to one scheduler are applied in push
  * order (the outbox and the queue are FIFO); a sender uses the local path
@@ -321,6 +322,7 @@ size_t tr__inbox_apply(tr__sched_t *s) {
     s->in_batch = NULL;
     free(b);
   }
+  if (count != 0) s->signals_seen = 1;
   return count;
 }
 

@@ -94,10 +94,7 @@ typedef struct tr__qnode {
 } tr__qnode_t;
 
 struct tr_msg_s {
-  union {
-    tr_msg_t *next;        /* mailbox queue / held list */
-    tr__qnode_t qn;        /* in transit: inbox link */
-  };
+  tr_msg_t *next;          /* mailbox queue / held list */
   union {
     tr_msg_t *prev;        /* held list only */
     tr_pid_t to;           /* in transit: the receiver */
@@ -370,6 +367,7 @@ struct tr__sched {
   int async_open;
   int async_refd;           /* attached scheduler 0: async keeps loop alive */
   int sleep_idle;           /* asleep idle: not counted in rt->busy */
+  int signals_seen;         /* signals applied since the last spin */
   uint64_t next_token;      /* rpc tokens of this scheduler's actors */
   tr__map_t rmon;           /* ref -> monitor record of a remote watcher */
   tr__map_t rtimers;        /* ref -> send_after timer armed from afar */

@@ -23,15 +23,20 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-/* The default number of schedulers: TR_SCHEDULERS=<n> (1..64), else 1. */
+/* The default number of schedulers: TR_SCHEDULERS=<n> (1..64), else the
+ * online CPUs (at most 64). */
 static unsigned default_schedulers(void) {
   const char *e = getenv("TR_SCHEDULERS");
   char *end;
   unsigned long n;
-  if (e == NULL || *e == '\0') return 1;
-  n = strtoul(e, &end, 10);
-  if (*end != '\0' || n < 1 || n > TR_SCHEDULERS_MAX) return 1;
-  return (unsigned)n;
+  long cpus;
+  if (e != NULL && *e != '\0') {
+    n = strtoul(e, &end, 10);
+    if (*end == '\0' && n >= 1 && n <= TR_SCHEDULERS_MAX) return (unsigned)n;
+  }
+  cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 1) return 1;
+  return cpus > TR_SCHEDULERS_MAX ? TR_SCHEDULERS_MAX : (unsigned)cpus;
 }
 
 void tr_config_init(tr_config_t *cfg) {
@@ -178,19 +183,30 @@ static void kick(tr__sched_t *s) {
   pthread_mutex_unlock(&s->async_mu);
 }
 
-/* Rounds of polling the inbox before a scheduler with nothing to do
- * sleeps (about 30 ns each on x86-64: ~50 us). While other threads keep
- * sending, a sleep and its wake-up cost a system call on each side. */
-#define TR__SPIN_ROUNDS 1500
+/* How long a scheduler with nothing to do polls its inbox before it
+ * sleeps. While other threads keep sending, a sleep and its wake-up cost a
+ * system call on each side and tens of microseconds; but a spin also takes
+ * a CPU another thread may need (and under KVM a PAUSE loop exits to the
+ * host after a few microseconds). Measured on the 2-vCPU test machine:
+ * 20 us keeps W4's receiver from sleeping between bursts, longer made the
+ * ring (W2) slower. */
+#define TR__SPIN_NS 20000
 
-/* Polls the inbox a little; nonzero if signals arrived. */
+/* Polls the inbox a little, if signals came in since it last looked (a
+ * scheduler that only runs its own actors never spins); nonzero if more
+ * arrived. */
 static int spin_for_signals(tr__sched_t *s) {
-  if (s->rt->nsched == 1) return 0;
-  for (int i = 0; i < TR__SPIN_ROUNDS; i++) {
-    if (tr__inbox_pending(s)) return 1;
-    tr__cpu_relax();
+  uint64_t until;
+  if (s->rt->nsched == 1 || !s->signals_seen) return 0;
+  s->signals_seen = 0;
+  until = uv_hrtime() + TR__SPIN_NS;
+  for (;;) {
+    for (int i = 0; i < 64; i++) {
+      if (tr__inbox_pending(s)) return 1;
+      tr__cpu_relax();
+    }
+    if (uv_hrtime() >= until) return 0;
   }
-  return 0;
 }
 
 /* A running scheduler thread: drains, then waits in its loop. Returns when

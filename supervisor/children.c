@@ -131,6 +131,7 @@ int tr__sup_child_start(sup_t *sup, sup_child_t *c, tr_reason_t *why) {
   tr_spawn_opts_init(&o);
   o.flags = TR_SPAWN_LINK;
   o.stack_size = c->spec.stack_size;
+  o.placement = c->spec.placement;
   /* The child learns whom to ack at creation (it may run at once on
    * another scheduler). */
   if ((rc = tr__spawn(NULL, c->spec.start, c->arg, &o, sup->self, &pid)) != 0) {

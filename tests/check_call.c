@@ -230,8 +230,8 @@ static void timeout_client(void *arg) {
   ck_assert_uint_eq(tr_mailbox_len(), 0);
 }
 
+/* One scheduler: plain state shared by its actors. */
 START_TEST(test_timeout_late_reply_dropped) { tr_test_run1(timeout_client, NULL); }
-  /* One scheduler: plain state shared by its actors. */
 END_TEST
 
 /* A late reply that arrives during the next call must not answer it. */
@@ -274,8 +274,8 @@ static void zero_timeout_client(void *arg) {
   ck_assert_uint_eq(tr_mailbox_len(), 0);
 }
 
+/* One scheduler: plain state shared by its actors. */
 START_TEST(test_zero_timeout) { tr_test_run1(zero_timeout_client, NULL); }
-  /* One scheduler: plain state shared by its actors. */
 END_TEST
 
 /* ------------------------------------------------------------------------ */

@@ -310,8 +310,10 @@ static void row_tr_config_init(hctx_t *c) {
   memset(&cfg, 0xff, sizeof(cfg));
   tr_config_init(&cfg);
   EQ(cfg.size, sizeof(cfg));
-  /* The default: TR_SCHEDULERS (the suite's multi-scheduler runs), else 1. */
-  EQ(cfg.schedulers, getenv("TR_SCHEDULERS") ? (unsigned)atoi(getenv("TR_SCHEDULERS")) : 1u);
+  /* The default: TR_SCHEDULERS (the suite's multi-scheduler runs), else the
+   * online CPUs. */
+  EQ(cfg.schedulers, getenv("TR_SCHEDULERS") ? (unsigned)atoi(getenv("TR_SCHEDULERS"))
+                                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 static void row_tr_log_stderr(hctx_t *c) {

@@ -178,8 +178,8 @@ static void freed_actor(void *arg) {
   ck_assert_int_eq(tr_whereis("svc0", &w), TR_ENOENT);
 }
 
+/* One scheduler: plain state shared by its actors. */
 START_TEST(test_name_freed_on_exit) { tr_test_run1(freed_actor, NULL); }
-  /* One scheduler: plain state shared by its actors. */
 END_TEST
 
 typedef struct {
@@ -348,8 +348,8 @@ static void many_names_actor(void *arg) {
   ck_assert_int_eq(bad, 0);
 }
 
+/* One scheduler: exit signals must take effect before whereis. */
 START_TEST(test_many_names) { tr_test_run1(many_names_actor, NULL); }
-  /* One scheduler: exit signals must take effect before whereis. */
 END_TEST
 
 static Suite *suite_registry(void) {

@@ -19,9 +19,10 @@ START_TEST(test_config_defaults) {
   tr_config_init(&cfg);
   ck_assert_uint_eq(cfg.size, sizeof(tr_config_t));
   /* The default: TR_SCHEDULERS if set (the suite's multi-scheduler runs),
-   * else 1. */
+   * else the online CPUs. */
   ck_assert_uint_eq(cfg.schedulers,
-                    getenv("TR_SCHEDULERS") ? strtoul(getenv("TR_SCHEDULERS"), NULL, 10) : 1);
+                    getenv("TR_SCHEDULERS") ? strtoul(getenv("TR_SCHEDULERS"), NULL, 10)
+                                            : (unsigned long)sysconf(_SC_NPROCESSORS_ONLN));
   ck_assert_uint_eq(cfg.stack_size, TR_STACK_SIZE_DEFAULT);
   ck_assert_uint_eq(cfg.stack_cache, 1024);
   ck_assert_uint_eq(cfg.stop_timeout_ms, 5000);
