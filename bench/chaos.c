@@ -774,8 +774,11 @@ static void worker(void *arg) {
   }
   worker_name(name, sizeof(name), id->g, id->k, i);
   worker_name(w.partner, sizeof(w.partner), id->g, id->k, (i + 1) % G.o.workers);
-  if (tr_register(name, tr_self()) != 0) tr_exit_error(2, "name %s taken", name);
+  /* The name comes after the ack: the controller finds its victims by name,
+   * and on another scheduler it could otherwise kill a worker between the
+   * two, which the supervisor reports as a start error, not an exit. */
   tr_sup_init_ack(TR_INIT_OK);
+  if (tr_register(name, tr_self()) != 0) tr_exit_error(2, "name %s taken", name);
   next_tick = now_ms() + (uint64_t)(tr_self() % (unsigned)G.o.tick_ms);
   for (;;) {
     tr_msg_t *m;

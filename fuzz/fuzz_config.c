@@ -15,6 +15,8 @@
  */
 #include "fuzz_util.h"
 
+#include <unistd.h>
+
 static int g_log_lines;
 
 static void count_log(void *arg, tr_log_level_t level, const char *line) {
@@ -137,7 +139,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (fz_u8(&f) & 1) CHECK(tr_spawn(rt, parent, &in, NULL, NULL) == 0);
       CHECK(tr_runtime_run(rt) == 0);
     } else {
-      while (tr_runtime_actor_count(rt) > 0 && uv_run(&loop, UV_RUN_ONCE)) {
+      /* Poll rather than block: actors placed on other schedulers exit on
+       * their own threads, and nothing obliges the host loop to wake for
+       * that (a host waits for its own events, not for our count). */
+      while (tr_runtime_actor_count(rt) > 0) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(200);
       }
     }
   }
