@@ -615,7 +615,7 @@ static void actor_free(tr__actor_t *a) {
   free(a->links);
   tr__slots_release(&s->pids, (uint32_t)(a->pid & TR__IDX_MASK));
   if (a->reason.kind == TR_REASON_STACK_OVERFLOW) /* touched to the guard */
-    tr__stack_put_cold(s->stacks, &a->stack);
+    tr__stack_put_touched(s->stacks, &a->stack);
   else
     tr__stack_put(s->stacks, &a->stack);
   tr__fiber_destroy(a);

@@ -68,13 +68,15 @@ _Static_assert((1L << CLS_MAX_SHIFT) == TR_STACK_SIZE_MAX, "class max");
 #endif
 
 #define COLD ((uintptr_t)1) /* ring tag: the slot's pages were released */
+#define HOT ((uintptr_t)2)  /* ring tag: the slot is in the hot set */
+#define TAGS (COLD | HOT)
 
 enum { GUARD_MADVISE = 1, GUARD_MPROTECT = 2 };
 
 typedef struct cls {
   size_t size;          /* usable bytes of this class */
   char *next, *end;     /* uncarved part of the newest chunk */
-  uintptr_t *ring;      /* free slot addresses (guard start) | COLD */
+  uintptr_t *ring;      /* free slot addresses (guard start) | tags */
   size_t head, n, cap;  /* ring state; cap >= carved */
   size_t carved;        /* slots ever carved for this class */
 } cls_t;
@@ -90,6 +92,7 @@ struct tr__stack_pool {
   size_t nchunks, chunks_cap;
   size_t cache_max;
   size_t in_use, cached, released, mapped, guards;
+  size_t hot, hot_bytes; /* the hot set: fully touched slots kept warm */
 };
 
 /* Process-wide, written once under detect_once. */
@@ -267,10 +270,10 @@ static int ring_grow(cls_t *c) {
   return 0;
 }
 
-static void ring_push_warm(cls_t *c, uintptr_t slot) {
+static void ring_push_warm(cls_t *c, uintptr_t slot, int hot) {
   if (c->n >= c->cap) abort(); /* double put */
   c->head = (c->head + c->cap - 1) & (c->cap - 1);
-  c->ring[c->head] = slot;
+  c->ring[c->head] = slot | (hot ? HOT : 0);
   c->n++;
 }
 
@@ -280,8 +283,9 @@ static void ring_push_cold(cls_t *c, uintptr_t slot) {
   c->n++;
 }
 
-/* Pops the most recently freed warm slot, else a cold one. */
-static char *ring_pop(tr__stack_pool_t *pool, cls_t *c) {
+/* Pops the most recently freed warm slot, else a cold one. *hot tells
+ * whether it is in the hot set. */
+static char *ring_pop(tr__stack_pool_t *pool, cls_t *c, int *hot) {
   uintptr_t e = c->ring[c->head];
 
   c->head = (c->head + 1) & (c->cap - 1);
@@ -290,7 +294,8 @@ static char *ring_pop(tr__stack_pool_t *pool, cls_t *c) {
     pool->released--;
   else
     pool->cached--;
-  return (char *)(e & ~COLD);
+  *hot = (e & HOT) != 0;
+  return (char *)(e & ~TAGS);
 }
 
 /* Carves a fresh slot for c, guard installed. Returns 0, TR_ENOMEM or
@@ -342,11 +347,12 @@ int tr__stack_get(tr__stack_pool_t *pool, size_t size, tr__stack_t *st) {
   int ci = cls_index(size), rc;
   cls_t *c;
   char *slot;
+  int hot = 0;
 
   if (ci < 0) return TR_EINVAL;
   c = &pool->cls[ci];
   if (c->n > 0)
-    slot = ring_pop(pool, c);
+    slot = ring_pop(pool, c, &hot);
   else if ((rc = slot_carve(pool, c, &slot)) < 0)
     return rc;
   pool->in_use++;
@@ -355,6 +361,7 @@ int tr__stack_get(tr__stack_pool_t *pool, size_t size, tr__stack_t *st) {
   st->lo = slot + guard_size;
   st->size = c->size;
   st->cls = (unsigned)ci;
+  st->hot = (unsigned)hot;
 #ifdef TR_VALGRIND
   st->vg_id = VALGRIND_STACK_REGISTER(st->lo, st->lo + st->size);
 #else
@@ -363,41 +370,58 @@ int tr__stack_get(tr__stack_pool_t *pool, size_t size, tr__stack_t *st) {
   return 0;
 }
 
-static void stack_put(tr__stack_pool_t *pool, tr__stack_t *st, int warm) {
+/* touched: the stack was used all the way down. A touched stack joins
+ * the hot set if the set's byte budget allows (a single slot is always
+ * allowed, however big); a hot slot stays hot while it cycles between the
+ * cache and actors, so an actor that overflows again and again on the
+ * same slot (LIFO reuse) faults no page in. Without the budget a steady
+ * stream of overflows would make every slot fully resident (found by
+ * bench/chaos); without the hot set each overflow would fault its whole
+ * stack in again (crash-to-DOWN went from 3.4 to 24 us). */
+static void stack_put(tr__stack_pool_t *pool, tr__stack_t *st, int touched) {
   cls_t *c = &pool->cls[st->cls];
+  int hot = st->hot;
 
 #ifdef TR_VALGRIND
   VALGRIND_STACK_DEREGISTER(st->vg_id);
 #endif
   pool->in_use--;
-  if (warm && pool->cached < pool->cache_max) {
-    ring_push_warm(c, (uintptr_t)st->guard);
+  if (touched && !hot &&
+      (pool->hot == 0 || pool->hot_bytes + st->size <= TR__STACK_HOT_BYTES)) {
+    hot = 1;
+    pool->hot++;
+    pool->hot_bytes += st->size;
+  }
+  if ((hot || !touched) && pool->cached < pool->cache_max) {
+    ring_push_warm(c, (uintptr_t)st->guard, hot);
     pool->cached++;
     return;
   }
   /* Only the usable pages: the guard stays (MADV_GUARD_INSTALL guards
    * survive MADV_DONTNEED; mprotect guards are not affected). */
   (void)madvise_retry(st->lo, st->size, MADV_DONTNEED);
+  if (hot) {
+    pool->hot--;
+    pool->hot_bytes -= st->size;
+  }
   ring_push_cold(c, (uintptr_t)st->guard);
   pool->released++;
 }
 
 void tr__stack_put(tr__stack_pool_t *pool, tr__stack_t *st) {
-  stack_put(pool, st, 1);
+  stack_put(pool, st, 0);
 }
 
-/* A stack that overflowed was touched all the way down: kept warm, it
- * would stay resident in the cache and then under the next actor, so a
- * steady stream of overflows would grow RSS by a whole stack each (found
- * by bench/chaos). Its pages go back at once instead. */
-void tr__stack_put_cold(tr__stack_pool_t *pool, tr__stack_t *st) {
-  stack_put(pool, st, 0);
+void tr__stack_put_touched(tr__stack_pool_t *pool, tr__stack_t *st) {
+  stack_put(pool, st, 1);
 }
 
 void tr__stack_pool_stats(const tr__stack_pool_t *pool, tr__stack_stats_t *s) {
   s->in_use = pool->in_use;
   s->cached = pool->cached;
   s->released = pool->released;
+  s->hot = pool->hot;
+  s->hot_bytes = pool->hot_bytes;
   s->mapped = pool->mapped;
   s->guards = pool->guards;
   s->guard_limit = guard_method == GUARD_MADVISE ? SIZE_MAX : guard_limit;

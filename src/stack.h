@@ -8,7 +8,10 @@
  * with mprotect(PROT_NONE) otherwise, in which case the number of guards is
  * capped below vm.max_map_count and TR_EMAPCOUNT is returned at the cap.
  * Freed slots are reused LIFO; past `cache_max` free slots, a freed slot's
- * pages are returned to the kernel with MADV_DONTNEED.
+ * pages are returned to the kernel with MADV_DONTNEED. Stacks that were
+ * touched all the way down (they overflowed) are kept warm only within a
+ * small byte budget per pool, the "hot set", so repeated overflows stay
+ * cheap while a stream of them cannot make every slot fully resident.
  *
  * A pool belongs to one scheduler thread and is not thread-safe.
  */
@@ -24,7 +27,8 @@ typedef struct tr__stack {
   char *guard;      /* first byte of the guard */
   size_t guard_size;
   unsigned vg_id;   /* valgrind stack id (0 without --enable-valgrind) */
-  unsigned cls;     /* size class, internal to the pool */
+  unsigned cls : 8; /* size class, internal to the pool */
+  unsigned hot : 1; /* all pages resident (counted in the pool's hot set) */
 } tr__stack_t;
 
 typedef struct tr__stack_pool tr__stack_pool_t;
@@ -33,6 +37,9 @@ typedef struct tr__stack_stats {
   size_t in_use;      /* slots handed out */
   size_t cached;      /* free slots with pages still resident */
   size_t released;    /* free slots whose pages were MADV_DONTNEED-ed */
+  size_t hot;         /* slots in the hot set (in use or cached) */
+  size_t hot_bytes;   /* their usable bytes, at most TR__STACK_HOT_BYTES
+                         (or one slot, if a single slot is bigger) */
   size_t mapped;      /* bytes of address space reserved */
   size_t guards;      /* guards installed */
   size_t guard_limit; /* max guards (SIZE_MAX with MADV_GUARD_INSTALL) */
@@ -51,9 +58,13 @@ void tr__stack_pool_free(tr__stack_pool_t *pool);
 int tr__stack_get(tr__stack_pool_t *pool, size_t size, tr__stack_t *st);
 /* Returns a slot to the pool (LIFO). The caller must no longer run on it. */
 void tr__stack_put(tr__stack_pool_t *pool, tr__stack_t *st);
-/* As tr__stack_put, but the pages are released at once (MADV_DONTNEED):
- * for a stack known to have been touched all the way down. */
-void tr__stack_put_cold(tr__stack_pool_t *pool, tr__stack_t *st);
+/* As tr__stack_put, for a stack known to have been touched all the way
+ * down (it overflowed). It is kept warm if it already is in the hot set or
+ * the set has room for it; otherwise its pages are released at once. */
+void tr__stack_put_touched(tr__stack_pool_t *pool, tr__stack_t *st);
+
+/* Byte budget of a pool's hot set (see above). */
+#define TR__STACK_HOT_BYTES ((size_t)2 << 20)
 
 /* Nonzero if addr lies in st's guard. */
 static inline int tr__stack_in_guard(const tr__stack_t *st, uintptr_t addr) {

@@ -385,6 +385,72 @@ START_TEST(test_stats) {
 }
 END_TEST
 
+/* Touched (overflowed) stacks: a bounded hot set stays warm, the rest
+ * goes back to the kernel, and a hot slot stays hot as it is reused. */
+START_TEST(test_hot_set_bounded) {
+  enum { N = 64 };
+  const size_t budget_slots = TR__STACK_HOT_BYTES / K64;
+  tr__stack_pool_t *p = pool_new(N);
+  tr__stack_t st[N], x;
+  tr__stack_stats_t s;
+  long rss0, rss1;
+  int i;
+
+  ck_assert_uint_ge(budget_slots, 1);
+  ck_assert_uint_lt(budget_slots, N);
+  rss0 = tr_test_rss_kib();
+  for (i = 0; i < N; i++) {
+    TR_OK(tr__stack_get(p, K64, &st[i]));
+    ck_assert_uint_eq(st[i].hot, 0);
+    memset(st[i].lo, 0x22, st[i].size); /* as an overflow would */
+  }
+  for (i = 0; i < N; i++) tr__stack_put_touched(p, &st[i]);
+  rss1 = tr_test_rss_kib();
+  s = stats(p);
+  ck_assert_uint_eq(s.hot, budget_slots);
+  ck_assert_uint_eq(s.hot_bytes, budget_slots * K64);
+  ck_assert_uint_eq(s.cached, budget_slots);
+  ck_assert_uint_eq(s.released, N - budget_slots);
+  if (!tr_test_on_tsan()) /* TSan's shadow of the stacks stays resident */
+    ck_assert_msg(rss1 - rss0 <= (long)(TR__STACK_HOT_BYTES / 1024) + 2048,
+                  "rss %ld -> %ld KiB", rss0, rss1);
+
+  /* LIFO: the newest hot slot comes back first, still hot; touched again
+   * it stays in the set without counting twice. Put untouched, it stays
+   * hot too (its pages are still all resident). */
+  TR_OK(tr__stack_get(p, K64, &x));
+  ck_assert_uint_eq(x.hot, 1);
+  ck_assert_ptr_eq(x.lo, st[budget_slots - 1].lo);
+  tr__stack_put_touched(p, &x);
+  ck_assert_uint_eq(stats(p).hot, budget_slots);
+  TR_OK(tr__stack_get(p, K64, &x));
+  ck_assert_uint_eq(x.hot, 1);
+  tr__stack_put(p, &x);
+  ck_assert_uint_eq(stats(p).hot, budget_slots);
+
+  /* A hot slot that falls out of the cache leaves the set. */
+  tr__stack_pool_free(p);
+  p = pool_new(0);
+  TR_OK(tr__stack_get(p, K64, &x));
+  tr__stack_put_touched(p, &x);
+  s = stats(p);
+  ck_assert_uint_eq(s.hot, 0);
+  ck_assert_uint_eq(s.hot_bytes, 0);
+  ck_assert_uint_eq(s.released, 1);
+
+  /* One slot bigger than the whole budget may still be hot. */
+  tr__stack_pool_free(p);
+  p = pool_new(4);
+  TR_OK(tr__stack_get(p, 2 * TR__STACK_HOT_BYTES, &x));
+  tr__stack_put_touched(p, &x);
+  ck_assert_uint_eq(stats(p).hot, 1);
+  TR_OK(tr__stack_get(p, 2 * TR__STACK_HOT_BYTES, &x));
+  ck_assert_uint_eq(x.hot, 1);
+  tr__stack_put(p, &x);
+  tr__stack_pool_free(p);
+}
+END_TEST
+
 /* Forced mprotect fallback: guards are capped below vm.max_map_count and
  * the cap is reported as TR_EMAPCOUNT; freeing a pool returns its share. */
 START_TEST(test_mprotect_cap) {
@@ -442,6 +508,7 @@ static Suite *suite_stack(void) {
   tcase_add_test(tc, test_pool_contains);
   tcase_add_test(tc, test_guard_method);
   tcase_add_test(tc, test_stats);
+  tcase_add_test(tc, test_hot_set_bounded);
   suite_add_tcase(s, tc);
 
   tcase_set_timeout(scale, 120);
