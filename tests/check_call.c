@@ -8,29 +8,6 @@
 
 static const unsigned char ONE[] = {0x01};
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static size_t pack_u64(unsigned char *buf, uint64_t v) {
-  /* By hand: a msgpack_sbuffer would malloc 8 KiB per message. */
-  if (v < 128) {
-    buf[0] = (unsigned char)v; /* positive fixint */
-    return 1;
-  }
-  buf[0] = 0xcf; /* uint 64, big-endian */
-  for (int i = 0; i < 8; i++) buf[1 + i] = (unsigned char)(v >> (56 - 8 * i));
-  return 9;
-}
-
-static uint64_t msg_u64(tr_msg_t *m) {
-  const msgpack_object *o = tr_msg_obj(m);
-  if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return UINT64_MAX;
-  return o->via.u64;
-}
-
 /* ------------------------------------------------------------------------ */
 /* A server: answers n with n * n after delay_ms; 0 stops it; 13 kills it
  * with an error before replying.                                           */
@@ -59,12 +36,12 @@ static void square_server(void *arg) {
       continue;
     }
     ck_assert_int_eq(tr_msg_kind(m), TR_MSG_CALL);
-    uint64_t n = msg_u64(m);
+    uint64_t n = tr_test_msg_u64(m);
     sv->last_from = tr_msg_from(m);
     if (sv->calls < 8) sv->refs[sv->calls] = tr_msg_ref(m);
     if (sv->calls++ == 0 && sv->delay_first_ms) TR_OK(tr_sleep(sv->delay_first_ms));
     if (n == 13) tr_exit_error(13, "unlucky %d", 13);
-    TR_OK(tr_reply(m, buf, pack_u64(buf, n * n)));
+    TR_OK(tr_reply(m, buf, tr_test_pack_u64(buf, n * n)));
     sv->replies_sent++;
     tr_msg_free(m);
     if (n == 0) return;
@@ -76,11 +53,11 @@ static uint64_t call_u64(tr_pid_t srv, uint64_t n, int timeout_ms) {
   unsigned char buf[9];
   tr_msg_t *reply = NULL;
   uint64_t v;
-  TR_OK(tr_call(srv, buf, pack_u64(buf, n), &reply, timeout_ms, NULL));
+  TR_OK(tr_call(srv, buf, tr_test_pack_u64(buf, n), &reply, timeout_ms, NULL));
   ck_assert_ptr_nonnull(reply);
   ck_assert_int_eq(tr_msg_kind(reply), TR_MSG_REPLY);
   ck_assert_uint_eq(tr_msg_from(reply), srv);
-  v = msg_u64(reply);
+  v = tr_test_msg_u64(reply);
   tr_msg_free(reply);
   return v;
 }
@@ -140,7 +117,7 @@ static void dying_server_client(void *arg) {
   memset(&why, 0, sizeof(why));
   TR_OK(tr_spawn(NULL, square_server, &sv, NULL, &srv));
   ck_assert_uint_eq(call_u64(srv, 3, 5000), 9);
-  ck_assert_int_eq(tr_call(srv, buf, pack_u64(buf, 13), &reply, -1, &why), TR_EDOWN);
+  ck_assert_int_eq(tr_call(srv, buf, tr_test_pack_u64(buf, 13), &reply, -1, &why), TR_EDOWN);
   ck_assert_ptr_null(reply);
   ck_assert_int_eq(why.kind, TR_REASON_ERROR);
   ck_assert_int_eq(why.code, 13);
@@ -152,13 +129,13 @@ static void dying_server_client(void *arg) {
 
   /* A call to the now dead pid fails at once with noproc. */
   {
-    double t0 = now_ms();
+    double t0 = tr_test_now_ms();
     memset(&why, 0, sizeof(why));
     ck_assert_int_eq(tr_call(srv, ONE, sizeof(ONE), &reply, -1, &why), TR_EDOWN);
     ck_assert_int_eq(why.kind, TR_REASON_NOPROC);
     ck_assert_ptr_null(reply);
     ck_assert_int_eq(tr_call(srv, ONE, sizeof(ONE), &reply, 5000, NULL), TR_EDOWN);
-    ck_assert_double_lt(now_ms() - t0, 1000);
+    ck_assert_double_lt(tr_test_now_ms() - t0, 1000);
   }
   ck_assert_uint_eq(tr_mailbox_len(), 0);
 }
@@ -211,10 +188,10 @@ static void timeout_client(void *arg) {
   memset(&sv, 0, sizeof(sv));
   sv.delay_first_ms = 100;
   TR_OK(tr_spawn(NULL, square_server, &sv, NULL, &srv));
-  t0 = now_ms();
-  ck_assert_int_eq(tr_call(srv, buf, pack_u64(buf, 5), &reply, 30, NULL),
+  t0 = tr_test_now_ms();
+  ck_assert_int_eq(tr_call(srv, buf, tr_test_pack_u64(buf, 5), &reply, 30, NULL),
                    TR_ETIMEDOUT);
-  dt = now_ms() - t0;
+  dt = tr_test_now_ms() - t0;
   ck_assert_ptr_null(reply);
   ck_assert_double_ge(dt, 30 - 1);
   ck_assert_double_lt(dt, 30 + 1000);
@@ -244,7 +221,7 @@ static void late_during_next_client(void *arg) {
   memset(&sv, 0, sizeof(sv));
   sv.delay_first_ms = 50;
   TR_OK(tr_spawn(NULL, square_server, &sv, NULL, &srv));
-  ck_assert_int_eq(tr_call(srv, buf, pack_u64(buf, 4), &reply, 10, NULL),
+  ck_assert_int_eq(tr_call(srv, buf, tr_test_pack_u64(buf, 4), &reply, 10, NULL),
                    TR_ETIMEDOUT);
   /* Still waiting for the server's sleep: this call is queued behind the
    * first one, whose reply (16) comes first. */
@@ -266,7 +243,7 @@ static void zero_timeout_client(void *arg) {
   memset(&sv, 0, sizeof(sv));
   TR_OK(tr_spawn(NULL, square_server, &sv, NULL, &srv));
   /* 0 polls: the server has not run yet, so the call times out at once. */
-  ck_assert_int_eq(tr_call(srv, buf, pack_u64(buf, 2), &reply, 0, NULL), TR_ETIMEDOUT);
+  ck_assert_int_eq(tr_call(srv, buf, tr_test_pack_u64(buf, 2), &reply, 0, NULL), TR_ETIMEDOUT);
   ck_assert_int_eq(tr_recv(&m, 50), TR_ETIMEDOUT);
   ck_assert_int_eq(sv.calls, 1);
   ck_assert_int_eq(sv.replies_sent, 1);
@@ -308,7 +285,7 @@ static void meddling_server(void *arg) {
   TR_OK(tr_send_tagged(md->client, "m", "i", (int64_t)3));
   TR_OK(tr_send_tagged(md->client, "m", "i", (int64_t)4));
   TR_OK(tr_yield());
-  TR_OK(tr_reply(m, buf, pack_u64(buf, 77)));
+  TR_OK(tr_reply(m, buf, tr_test_pack_u64(buf, 77)));
   tr_msg_free(m);
 }
 

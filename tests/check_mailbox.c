@@ -13,31 +13,6 @@
 
 static const unsigned char ONE[] = {0x01};
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Packs an unsigned integer into buf (at most 9 bytes); returns the length. */
-static size_t pack_u64(unsigned char *buf, uint64_t v) {
-  /* By hand: a msgpack_sbuffer would malloc 8 KiB per message. */
-  if (v < 128) {
-    buf[0] = (unsigned char)v; /* positive fixint */
-    return 1;
-  }
-  buf[0] = 0xcf; /* uint 64, big-endian */
-  for (int i = 0; i < 8; i++) buf[1 + i] = (unsigned char)(v >> (56 - 8 * i));
-  return 9;
-}
-
-/* The unsigned integer body of m, or UINT64_MAX if it is something else. */
-static uint64_t msg_u64(tr_msg_t *m) {
-  const msgpack_object *o = tr_msg_obj(m);
-  if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return UINT64_MAX;
-  return o->via.u64;
-}
-
 /* The integer that follows the tag of a ["tag", int] message. */
 static int64_t tagged_int(tr_msg_t *m) {
   const msgpack_object *o = tr_msg_obj(m);
@@ -270,7 +245,7 @@ static void fifo_rx(void *arg) {
     if (tr_recv(&m, 5000) != 0) break;
     int k = tr_msg_from(m) == f->tx[0] ? 0 : tr_msg_from(m) == f->tx[1] ? 1 : -1;
     if (k < 0) f->unknown++;
-    else if (msg_u64(m) != f->next[k]++) f->out_of_order++;
+    else if (tr_test_msg_u64(m) != f->next[k]++) f->out_of_order++;
     tr_msg_free(m);
   }
 }
@@ -279,7 +254,7 @@ static void fifo_tx(void *arg) {
   fifo_t *f = arg;
   unsigned char buf[9];
   for (uint64_t i = 0; i < FIFO_N; i++) {
-    if (tr_send(f->rx, buf, pack_u64(buf, i)) != 0) f->send_failed++;
+    if (tr_send(f->rx, buf, tr_test_pack_u64(buf, i)) != 0) f->send_failed++;
     if (i % 97 == 0 && tr_yield() != 0) f->send_failed++; /* interleave */
   }
 }
@@ -317,7 +292,7 @@ typedef struct {
 static void delayed_sender(void *arg) {
   timeout_t *t = arg;
   TR_OK(tr_sleep(40));
-  if (t->sender_sent_at == 0) t->sender_sent_at = now_ms();
+  if (t->sender_sent_at == 0) t->sender_sent_at = tr_test_now_ms();
   TR_OK(tr_send(t->rx, ONE, sizeof(ONE)));
 }
 
@@ -327,40 +302,40 @@ static void timeout_actor(void *arg) {
   double t0;
 
   /* Poll on an empty mailbox. */
-  t0 = now_ms();
+  t0 = tr_test_now_ms();
   ck_assert_int_eq(tr_recv(&m, 0), TR_ETIMEDOUT);
   ck_assert_ptr_null(m);
-  ck_assert_double_lt(now_ms() - t0, tr_test_on_valgrind() ? 1000 : 50);
+  ck_assert_double_lt(tr_test_now_ms() - t0, tr_test_on_valgrind() ? 1000 : 50);
   ck_assert_int_eq(tr_recv(&m, -2), TR_EINVAL);
   ck_assert_int_eq(tr_recv(NULL, 0), TR_EINVAL);
   ck_assert_int_eq(tr_recv(NULL, -1), TR_EINVAL);
 
   /* A finite wait times out after roughly that long. */
-  t0 = now_ms();
+  t0 = tr_test_now_ms();
   ck_assert_int_eq(tr_recv(&m, 80), TR_ETIMEDOUT);
-  t->timed_out_ms = now_ms() - t0;
+  t->timed_out_ms = tr_test_now_ms() - t0;
   ck_assert_ptr_null(m);
 
   /* Poll with something queued returns it at once. */
   TR_OK(tr_send(tr_self(), ONE, sizeof(ONE)));
   TR_OK(tr_recv(&m, 0));
-  ck_assert_uint_eq(msg_u64(m), 1);
+  ck_assert_uint_eq(tr_test_msg_u64(m), 1);
   tr_msg_free(m);
 
   /* -1 waits for as long as it takes. */
   TR_OK(tr_spawn(NULL, delayed_sender, t, NULL, NULL));
-  t0 = now_ms();
+  t0 = tr_test_now_ms();
   TR_OK(tr_recv(&m, -1));
-  t->got_at = now_ms();
+  t->got_at = tr_test_now_ms();
   t->waited_forever_ms = t->got_at - t0;
-  ck_assert_uint_eq(msg_u64(m), 1);
+  ck_assert_uint_eq(tr_test_msg_u64(m), 1);
   tr_msg_free(m);
 
   /* A finite wait that a message ends early. */
   TR_OK(tr_spawn(NULL, delayed_sender, t, NULL, NULL));
-  t0 = now_ms();
+  t0 = tr_test_now_ms();
   TR_OK(tr_recv(&m, 5000));
-  ck_assert_double_lt(now_ms() - t0, 2000);
+  ck_assert_double_lt(tr_test_now_ms() - t0, 2000);
   tr_msg_free(m);
   /* And its timer is gone: a later poll is a plain poll. */
   ck_assert_int_eq(tr_recv(&m, 0), TR_ETIMEDOUT);
@@ -507,7 +482,7 @@ static void scan_actor(void *arg) {
   unsigned char buf[9];
   tr_msg_t *m;
   for (uint64_t i = 0; i < SCAN_N; i++)
-    if (tr_send(me, buf, pack_u64(buf, i)) != 0) t->send_failed++;
+    if (tr_send(me, buf, tr_test_pack_u64(buf, i)) != 0) t->send_failed++;
   TR_OK(tr_send_tagged(me, "needle", "i", (int64_t)7));
   t->len_before = tr_mailbox_len();
   TR_OK(tr_recv_tag(&m, "needle", 0));
@@ -515,7 +490,7 @@ static void scan_actor(void *arg) {
   tr_msg_free(m);
   t->len_after_match = tr_mailbox_len();
   while (tr_recv(&m, 0) == 0) {
-    if (msg_u64(m) != t->received) t->out_of_order++;
+    if (tr_test_msg_u64(m) != t->received) t->out_of_order++;
     t->received++;
     tr_msg_free(m);
   }
@@ -691,7 +666,7 @@ static void host_rx(void *arg) {
   tr_msg_t *m;
   while (tr_recv(&m, 0) == 0) {
     t->from[t->n] = tr_msg_from(m);
-    t->val[t->n] = msg_u64(m);
+    t->val[t->n] = tr_test_msg_u64(m);
     t->n++;
     tr_msg_free(m);
   }
@@ -707,9 +682,9 @@ START_TEST(test_runtime_send) {
   ck_assert_int_eq(tr_runtime_send(NULL, 1, ONE, sizeof(ONE)), TR_EINVAL);
   TR_OK(tr_runtime_new(&rt, NULL));
   TR_OK(tr_spawn(rt, host_rx, &t, NULL, &pid));
-  TR_OK(tr_runtime_send(rt, pid, buf, pack_u64(buf, 11)));
+  TR_OK(tr_runtime_send(rt, pid, buf, tr_test_pack_u64(buf, 11)));
   ck_assert_int_eq(tr_runtime_send(rt, pid, bad, sizeof(bad)), TR_EBADMSG);
-  TR_OK(tr_runtime_send(rt, pid, buf, pack_u64(buf, 22)));
+  TR_OK(tr_runtime_send(rt, pid, buf, tr_test_pack_u64(buf, 22)));
   TR_OK(tr_runtime_run(rt));
   /* Dead now: a silent no-op. */
   ck_assert_int_eq(tr_runtime_send(rt, pid, ONE, sizeof(ONE)), 0);
@@ -728,7 +703,7 @@ static void timer_kind_actor(void *arg) {
   size_t len;
   const unsigned char *d;
   unsigned char body[9];
-  size_t blen = pack_u64(body, 4242);
+  size_t blen = tr_test_pack_u64(body, 4242);
   (void)arg;
   TR_OK(tr_send_after(tr_self(), 5, body, blen, &ref));
   ck_assert_uint_ne(ref, 0);
@@ -739,7 +714,7 @@ static void timer_kind_actor(void *arg) {
   d = tr_msg_data(m, &len);
   ck_assert_uint_eq(len, blen);
   ck_assert(memcmp(d, body, blen) == 0);
-  ck_assert_uint_eq(msg_u64(m), 4242);
+  ck_assert_uint_eq(tr_test_msg_u64(m), 4242);
   tr_msg_free(m);
 }
 

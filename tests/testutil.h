@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "troupe.h"
@@ -88,6 +89,33 @@ static inline void tr_test_run1(tr_actor_fn fn, void *arg) {
 #else
 #define tr_test_on_tsan() 0
 #endif
+
+/* Milliseconds on the monotonic clock. */
+static inline double tr_test_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Packs an unsigned integer into buf (at most 9 bytes) as a msgpack body;
+ * returns its length. By hand: a msgpack_sbuffer would malloc 8 KiB per
+ * message. */
+static inline size_t tr_test_pack_u64(unsigned char *buf, uint64_t v) {
+  if (v < 128) {
+    buf[0] = (unsigned char)v; /* positive fixint */
+    return 1;
+  }
+  buf[0] = 0xcf; /* uint 64, big-endian */
+  for (int i = 0; i < 8; i++) buf[1 + i] = (unsigned char)(v >> (56 - 8 * i));
+  return 9;
+}
+
+/* The unsigned integer body of m, or UINT64_MAX if it is something else. */
+static inline uint64_t tr_test_msg_u64(const tr_msg_t *m) {
+  const msgpack_object *o = tr_msg_obj(m);
+  if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return UINT64_MAX;
+  return o->via.u64;
+}
 
 /* Number of open file descriptors of this process. */
 static inline int tr_test_fd_count(void) {
