@@ -5,8 +5,11 @@
  * small, obviously-correct recursive reference validator below; for the
  * values both accept it checks that tr__codec_decode succeeds and equals
  * msgpack_unpack's result (where msgpack-c can decode it: nesting <= 32),
- * that re-packing the decoded object gives bytes that validate and decode
- * to the same object, and that tr__codec_is_tag matches the decoded form.
+ * that the mailbox's way of decoding (tr__codec_validate_count, then
+ * tr__codec_decode_into a pool of exactly that many objects) fills the
+ * whole pool, nothing beyond it, and gives the same object, that
+ * re-packing the decoded object gives bytes that validate and decode to
+ * the same object, and that tr__codec_is_tag matches the decoded form.
  * tr__codec_is_tag also runs on every input, valid or not.
  *
  * Build and run (from the repository root):
@@ -157,6 +160,33 @@ static void check_against_msgpack(const uint8_t *data, size_t size,
   msgpack_zone_destroy(&zone);
 }
 
+/* The counted decode into a pool with a guard object on each side: the
+ * count is exact (every pool object written, no guard touched). For
+ * invalid bytes the count is refused like the validator refuses them. */
+static void check_counted(const uint8_t *data, size_t size, int valid,
+                          const msgpack_object *mine) {
+  uint64_t n = 99;
+  msgpack_object *buf, obj;
+  unsigned char guard[sizeof(msgpack_object)];
+  int rc = tr__codec_validate_count(data, size, &n);
+  if (!valid) {
+    CHECK(rc == TR_EBADMSG && n == 0);
+    return;
+  }
+  CHECK(rc == 0 && n < size);
+  buf = malloc((size_t)(n + 2) * sizeof *buf);
+  CHECK(buf != NULL);
+  memset(buf, 0xa5, (size_t)(n + 2) * sizeof *buf);
+  memset(guard, 0xa5, sizeof guard);
+  CHECK(tr__codec_decode_into(data, &obj, n > 0 ? buf + 1 : NULL) == 0);
+  CHECK(memcmp(&buf[0], guard, sizeof guard) == 0);
+  CHECK(memcmp(&buf[n + 1], guard, sizeof guard) == 0);
+  for (uint64_t i = 1; i <= n; i++)
+    CHECK(memcmp(&buf[i], guard, sizeof guard) != 0);
+  CHECK(same(&obj, mine));
+  free(buf);
+}
+
 static void check_repack(const msgpack_object *mine) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
@@ -207,9 +237,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rc = tr__codec_decode(data, size, &z, &o);
   if (!ref_ok) {
     CHECK(rc == TR_EBADMSG && z == NULL);
+    check_counted(data, size, 0, NULL);
     return 0;
   }
   CHECK(rc == 0);
+  check_counted(data, size, 1, &o);
   CHECK((z == NULL) == (maxd == 0 || (o.type == MSGPACK_OBJECT_ARRAY
                                           ? o.via.array.size == 0
                                           : o.via.map.size == 0)));

@@ -70,6 +70,13 @@ enum { K_FIX, K_STR, K_EXT, K_FARR, K_ARR, K_MAP, K_BAD = 7 };
 #define C64(b) C16(b), C16((b) + 16), C16((b) + 32), C16((b) + 48)
 static const uint8_t byte_class[256] = {C64(0x00), C64(0x40), C64(0x80),
                                         C64(0xc0)};
+#undef C4
+/* The whole size of a FIX value (lead byte and payload) by its lead byte;
+ * 0 for the other classes. */
+#define STEP_OF(b) (CLASS_OF(b) < 32 ? CLASS_OF(b) + 1 : 0)
+#define C4(b) STEP_OF(b), STEP_OF((b) + 1), STEP_OF((b) + 2), STEP_OF((b) + 3)
+static const uint8_t fix_step[256] = {C64(0x00), C64(0x40), C64(0x80),
+                                      C64(0xc0)};
 /* clang-format on */
 
 /* Big-endian unsigned of w (1, 2 or 4) bytes. */
@@ -141,21 +148,32 @@ static ALWAYS_INLINE int64_t scan_var(const uint8_t **pp, const uint8_t *end,
   return (int64_t)n + 1;
 }
 
+/* The largest FIX step: a lead byte and 31 payload bytes (fixstr). */
+#define FIX_STEP_MAX 32
+
 /* The scanner shared by validation and decoding: checks that [p, end) is
  * exactly one well-formed value no deeper than TR_CODEC_DEPTH_MAX. When
- * children is not NULL, adds to it the number of element objects the
+ * children is not NULL, stores in it the number of element objects the
  * containers hold (what the decoder must allocate).
  * `top` counts the values still to read at the current level (the top level
- * reads one); stk keeps the counts of the enclosing levels. */
+ * reads one); stk keeps the counts of the enclosing levels. Below `safe`,
+ * a FIX value cannot run past end, so runs of them (ints, floats, nil,
+ * bools, short strings) are skipped with one bounds check each. */
 static ALWAYS_INLINE int scan(const uint8_t *p, const uint8_t *end,
                               uint64_t *children) {
   uint32_t local[SCAN_LOCAL_DEPTH], *stk = local, top = 1;
   size_t depth = 0; /* open containers */
+  uint64_t kids = 0;
+  const uint8_t *safe = end - p > FIX_STEP_MAX ? end - FIX_STEP_MAX : p;
   int rc = TR_EBADMSG;
 
   for (;;) {
     unsigned c;
     int64_t r;
+    while (likely(p < safe) && (c = fix_step[*p]) != 0) {
+      p += c;
+      if (--top == 0) goto level_done;
+    }
     if (unlikely(p == end)) goto out;
     c = byte_class[*p++];
     if (likely(c < 32)) { /* FIX: c payload bytes */
@@ -173,18 +191,20 @@ static ALWAYS_INLINE int scan(const uint8_t *p, const uint8_t *end,
         }
         stk[depth++] = top;
         top = (uint32_t)(r - 1);
-        if (children != NULL) *children += top;
+        kids += top;
         continue;
       }
     }
-    /* One value is complete, and with it maybe its containers. */
-    while (--top == 0) {
+    if (--top != 0) continue;
+  level_done: /* a level is complete, and with it maybe its parents */
+    do {
       if (depth == 0) goto done;
       top = stk[--depth];
-    }
+    } while (--top == 0);
   }
 done:
   rc = p == end ? 0 : TR_EBADMSG;
+  if (children != NULL) *children = kids;
 out:
   if (unlikely(stk != local)) free(stk);
   return rc;
@@ -208,7 +228,9 @@ int tr__codec_validate_count(const void *data, size_t len, uint64_t *children) {
   int rc = check_args(data, len);
   *children = 0;
   if (unlikely(rc != 0)) return rc;
-  return scan(data, (const uint8_t *)data + len, children);
+  rc = scan(data, (const uint8_t *)data + len, children);
+  if (unlikely(rc != 0)) *children = 0;
+  return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -252,99 +274,63 @@ int tr__codec_is_tag(const void *data, size_t len, const char *tag,
 /* Decoding                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Fills o from a FIX-class value: lead byte b, its v payload bytes at p. */
-static void decode_fix(msgpack_object *o, uint8_t b, const uint8_t *p,
-                       unsigned v) {
-  int64_t i;
-  if (b <= 0x7f || (b >= 0xcc && b <= 0xcf)) {
-    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-    o->via.u64 = b <= 0x7f ? b : v == 8 ? load_be64(p) : load_be(p, v);
-    return;
-  }
-  if (b >= 0xe0 || (b >= 0xd0 && b <= 0xd3)) {
-    i = b >= 0xe0 ? (int8_t)b
-        : v == 1  ? (int8_t)p[0]
-        : v == 2  ? (int16_t)load_be(p, 2)
-        : v == 4  ? (int32_t)load_be(p, 4)
-                  : (int64_t)load_be64(p);
-    o->type = i < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
-                    : MSGPACK_OBJECT_POSITIVE_INTEGER;
-    if (i < 0)
-      o->via.i64 = i;
-    else
-      o->via.u64 = (uint64_t)i;
-    return;
-  }
-  if (b >= 0xa0 && b <= 0xbf) {
-    o->type = MSGPACK_OBJECT_STR;
-    o->via.str.size = v;
-    o->via.str.ptr = (const char *)p;
-  } else if (b >= 0xd4) { /* fixext 1..16: type byte, then v - 1 bytes */
-    o->type = MSGPACK_OBJECT_EXT;
-    o->via.ext.type = (int8_t)p[0];
-    o->via.ext.size = v - 1;
-    o->via.ext.ptr = (const char *)p + 1;
-  } else if (b == 0xca) {
-    uint32_t bits = load_be(p, 4);
+/* Big-endian loads for the decoder (one load and a byte swap each). */
+static ALWAYS_INLINE uint16_t be16(const uint8_t *p) {
+  uint16_t v;
+  memcpy(&v, p, sizeof v);
+  return __builtin_bswap16(v);
+}
+static ALWAYS_INLINE uint32_t be32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return __builtin_bswap32(v);
+}
+static ALWAYS_INLINE uint64_t be64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return __builtin_bswap64(v);
+}
+
+static ALWAYS_INLINE void set_uint(msgpack_object *o, uint64_t u) {
+  o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+  o->via.u64 = u;
+}
+
+/* A signed integer: NEGATIVE if below zero, else POSITIVE (as msgpack-c). */
+static ALWAYS_INLINE void set_int(msgpack_object *o, int64_t i) {
+  o->type = i < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
+                  : MSGPACK_OBJECT_POSITIVE_INTEGER;
+  o->via.i64 = i;
+}
+
+static ALWAYS_INLINE void set_raw(msgpack_object *o, msgpack_object_type t,
+                                  const uint8_t *p, uint32_t n) {
+  o->type = t;
+  o->via.str.size = n; /* str, bin: same layout */
+  o->via.str.ptr = (const char *)p;
+}
+
+static ALWAYS_INLINE void set_ext(msgpack_object *o, const uint8_t *p,
+                                  uint32_t n) {
+  o->type = MSGPACK_OBJECT_EXT;
+  o->via.ext.type = (int8_t)p[0];
+  o->via.ext.size = n;
+  o->via.ext.ptr = (const char *)p + 1;
+}
+
+static ALWAYS_INLINE void set_float(msgpack_object *o, const uint8_t *p,
+                                    int wide) {
+  if (wide) {
+    uint64_t bits = be64(p);
+    o->type = MSGPACK_OBJECT_FLOAT64;
+    memcpy(&o->via.f64, &bits, sizeof bits);
+  } else {
+    uint32_t bits = be32(p);
     float f;
     memcpy(&f, &bits, sizeof f);
     o->type = MSGPACK_OBJECT_FLOAT32;
     o->via.f64 = f;
-  } else if (b == 0xcb) {
-    uint64_t bits = load_be64(p);
-    o->type = MSGPACK_OBJECT_FLOAT64;
-    memcpy(&o->via.f64, &bits, sizeof bits);
-  } else {
-    o->type = b == 0xc0 ? MSGPACK_OBJECT_NIL : MSGPACK_OBJECT_BOOLEAN;
-    o->via.boolean = b == 0xc3;
   }
-}
-
-/* Fills o from a STR- or EXT-class value (lead byte b, length at *pp) and
- * advances *pp past it. */
-static void decode_raw(msgpack_object *o, uint8_t b, const uint8_t **pp,
-                       unsigned w) {
-  const uint8_t *p = *pp;
-  uint32_t n = load_be(p, w);
-  p += w;
-  if (b >= 0xc7 && b <= 0xc9) {
-    o->type = MSGPACK_OBJECT_EXT;
-    o->via.ext.type = (int8_t)*p++;
-    o->via.ext.size = n;
-    o->via.ext.ptr = (const char *)p;
-  } else if (b >= 0xd9) {
-    o->type = MSGPACK_OBJECT_STR;
-    o->via.str.size = n;
-    o->via.str.ptr = (const char *)p;
-  } else {
-    o->type = MSGPACK_OBJECT_BIN;
-    o->via.bin.size = n;
-    o->via.bin.ptr = (const char *)p;
-  }
-  *pp = p + n;
-}
-
-/* Fills o from a container header (lead byte b, count bytes at *pp) and
- * returns its element count (pairs count twice), advancing *pp. */
-static uint32_t decode_head(msgpack_object *o, uint8_t b, const uint8_t **pp,
-                            unsigned c) {
-  unsigned v = c & 31;
-  uint32_t n = v;
-  int map = (c >> 5) == K_MAP || (b & 0xf0) == 0x80;
-  if ((c >> 5) != K_FARR) {
-    n = load_be(*pp, v) << map;
-    *pp += v;
-  }
-  if (map) {
-    o->type = MSGPACK_OBJECT_MAP;
-    o->via.map.size = n / 2;
-    o->via.map.ptr = NULL;
-  } else {
-    o->type = MSGPACK_OBJECT_ARRAY;
-    o->via.array.size = n;
-    o->via.array.ptr = NULL;
-  }
-  return n;
 }
 
 /* Where the decoder resumes in an open container. */
@@ -355,41 +341,103 @@ typedef struct frame {
 #define DECODE_LOCAL_DEPTH 16
 
 /* Decodes one value from validated bytes at p into *root, taking element
- * objects from pool (exactly as many as the scan counted). */
+ * objects from pool (exactly as many as the scan counted), in one pass:
+ * the objects of a container are filled in order, a nested container
+ * remembers where its parent resumes. One jump per value on its lead byte;
+ * no bounds checks (the bytes were validated). */
 static int fill(const uint8_t *p, msgpack_object *root, msgpack_object *pool) {
   frame_t local[DECODE_LOCAL_DEPTH], *fr = local;
   size_t depth = 0;
-  msgpack_object *o = root;
+  msgpack_object *o = root, *end = root + 1;
+  uint32_t n;
 
   for (;;) {
-    uint8_t b = *p++;
-    unsigned c = byte_class[b];
-    if (c < 32) {
-      decode_fix(o, b, p, c);
-      p += c;
-    } else if ((c >> 5) == K_STR || (c >> 5) == K_EXT) {
-      decode_raw(o, b, &p, c & 31);
-    } else {
-      uint32_t n = decode_head(o, b, &p, c);
-      if (n > 0) {
-        if (depth == DECODE_LOCAL_DEPTH && fr == local) {
+    while (o != end) {
+      uint8_t b = *p++;
+      switch (b) {
+      case 0x00 ... 0x7f:
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+        break;
+      case 0xe0 ... 0xff:
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)b;
+        break;
+      case 0xc0:
+        o->type = MSGPACK_OBJECT_NIL;
+        break;
+      case 0xc2:
+      case 0xc3:
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = b == 0xc3;
+        break;
+      case 0xcc: set_uint(o, p[0]); p += 1; break;
+      case 0xcd: set_uint(o, be16(p)); p += 2; break;
+      case 0xce: set_uint(o, be32(p)); p += 4; break;
+      case 0xcf: set_uint(o, be64(p)); p += 8; break;
+      case 0xd0: set_int(o, (int8_t)p[0]); p += 1; break;
+      case 0xd1: set_int(o, (int16_t)be16(p)); p += 2; break;
+      case 0xd2: set_int(o, (int32_t)be32(p)); p += 4; break;
+      case 0xd3: set_int(o, (int64_t)be64(p)); p += 8; break;
+      case 0xca: set_float(o, p, 0); p += 4; break;
+      case 0xcb: set_float(o, p, 1); p += 8; break;
+      case 0xa0 ... 0xbf:
+        n = b & 0x1f;
+        set_raw(o, MSGPACK_OBJECT_STR, p, n);
+        p += n;
+        break;
+      case 0xd9: n = p[0]; p += 1; set_raw(o, MSGPACK_OBJECT_STR, p, n); p += n; break;
+      case 0xda: n = be16(p); p += 2; set_raw(o, MSGPACK_OBJECT_STR, p, n); p += n; break;
+      case 0xdb: n = be32(p); p += 4; set_raw(o, MSGPACK_OBJECT_STR, p, n); p += n; break;
+      case 0xc4: n = p[0]; p += 1; set_raw(o, MSGPACK_OBJECT_BIN, p, n); p += n; break;
+      case 0xc5: n = be16(p); p += 2; set_raw(o, MSGPACK_OBJECT_BIN, p, n); p += n; break;
+      case 0xc6: n = be32(p); p += 4; set_raw(o, MSGPACK_OBJECT_BIN, p, n); p += n; break;
+      case 0xd4 ... 0xd8: /* fixext 1..16: a type byte, then the data */
+        n = 1u << (b - 0xd4);
+        set_ext(o, p, n);
+        p += 1 + n;
+        break;
+      case 0xc7: n = p[0]; p += 1; set_ext(o, p, n); p += 1 + n; break;
+      case 0xc8: n = be16(p); p += 2; set_ext(o, p, n); p += 1 + n; break;
+      case 0xc9: n = be32(p); p += 4; set_ext(o, p, n); p += 1 + n; break;
+      case 0x90 ... 0x9f: n = b & 0x0f; goto array;
+      case 0xdc: n = be16(p); p += 2; goto array;
+      case 0xdd: n = be32(p); p += 4; goto array;
+      case 0x80 ... 0x8f: n = b & 0x0f; goto map;
+      case 0xde: n = be16(p); p += 2; goto map;
+      case 0xdf: n = be32(p); p += 4; goto map;
+      default: /* 0xc1: validated bytes never hold it */
+        if (fr != local) free(fr);
+        return TR_EBADMSG;
+      array:
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = n;
+        o->via.array.ptr = n > 0 ? pool : NULL;
+        goto open;
+      map:
+        o->type = MSGPACK_OBJECT_MAP;
+        o->via.map.size = n;
+        o->via.map.ptr = n > 0 ? (msgpack_object_kv *)pool : NULL;
+        n *= 2;
+      open:
+        if (n == 0) break;
+        if (unlikely(depth == DECODE_LOCAL_DEPTH && fr == local)) {
           if ((fr = malloc(TR_CODEC_DEPTH_MAX * sizeof *fr)) == NULL)
             return TR_ENOMEM;
           memcpy(fr, local, sizeof local);
         }
-        if (o->type == MSGPACK_OBJECT_MAP)
-          o->via.map.ptr = (msgpack_object_kv *)pool;
-        else
-          o->via.array.ptr = pool;
-        fr[depth++] = (frame_t){pool, pool + n};
+        fr[depth++] = (frame_t){o + 1, end};
         o = pool;
+        end = pool + n;
         pool += n;
         continue;
       }
+      o++;
     }
-    while (depth > 0 && ++fr[depth - 1].cur == fr[depth - 1].end) depth--;
     if (depth == 0) break;
-    o = fr[depth - 1].cur;
+    depth--;
+    o = fr[depth].cur;
+    end = fr[depth].end;
   }
   if (fr != local) free(fr);
   return 0;

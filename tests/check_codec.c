@@ -207,8 +207,34 @@ static int obj_same(const msgpack_object *a, const msgpack_object *b) {
   return 0;
 }
 
-/* Decodes data with tr__codec_decode and with msgpack_unpack and asserts
- * both agree exactly. */
+/* Decodes validated data the mailbox's way: tr__codec_validate_count, then
+ * tr__codec_decode_into a pool of exactly that many objects, which sits
+ * between two guard objects. Asserts that the decode wrote every pool
+ * object and neither guard (the count is exact, not merely enough) and
+ * that the result equals `want`. */
+static void assert_counted_decode_equals(const void *data, size_t len,
+                                         const msgpack_object *want) {
+  uint64_t n = 0;
+  msgpack_object *buf, obj;
+  unsigned char guard[sizeof(msgpack_object)];
+  TR_OK(tr__codec_validate_count(data, len, &n));
+  buf = malloc((size_t)(n + 2) * sizeof *buf);
+  ck_assert_ptr_nonnull(buf);
+  memset(buf, 0xa5, (size_t)(n + 2) * sizeof *buf);
+  memset(guard, 0xa5, sizeof guard);
+  TR_OK(tr__codec_decode_into(data, &obj, n > 0 ? buf + 1 : NULL));
+  ck_assert_msg(memcmp(&buf[0], guard, sizeof guard) == 0, "pool underrun");
+  ck_assert_msg(memcmp(&buf[n + 1], guard, sizeof guard) == 0, "pool overrun");
+  for (uint64_t i = 1; i <= n; i++) /* no object left as it was: all used */
+    ck_assert_msg(memcmp(&buf[i], guard, sizeof guard) != 0,
+                  "pool object %llu of %llu unused", (unsigned long long)i,
+                  (unsigned long long)n);
+  ck_assert_msg(obj_same(&obj, want), "decode_into disagrees");
+  free(buf);
+}
+
+/* Decodes data with tr__codec_decode, with the counted decode above and
+ * with msgpack_unpack and asserts all three agree exactly. */
 static void assert_decodes_like_msgpack(const void *data, size_t len) {
   msgpack_zone *z = NULL, ref_zone;
   msgpack_object mine, ref;
@@ -219,6 +245,7 @@ static void assert_decodes_like_msgpack(const void *data, size_t len) {
                    MSGPACK_UNPACK_SUCCESS);
   ck_assert_uint_eq(off, len);
   ck_assert_msg(obj_same(&mine, &ref), "decoder disagrees with msgpack");
+  assert_counted_decode_equals(data, len, &ref);
   msgpack_zone_destroy(&ref_zone);
   msgpack_zone_free(z);
 }
@@ -915,6 +942,10 @@ START_TEST(fuzz_regressions) {
       {"\xd4", 1, TR_EBADMSG},
       {"\xc7", 1, TR_EBADMSG},
       {"\xde\x00", 2, TR_EBADMSG},
+      /* {fixstr 26 with 20 bytes left, ...}: runs of values skipped with
+       * one bounds check each must stop a fixstr's 32 bytes from the end */
+      {"\x82\xba\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\xa1m\xa1\x81\xc3", 22,
+       TR_EBADMSG},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     msgpack_zone *z = NULL;
@@ -1045,6 +1076,56 @@ START_TEST(validate_count_and_decode_into_match_decode) {
 }
 END_TEST
 
+/* Arrays of n values of every FIX width (1 to 32 bytes each), for every n
+ * up to 40: the validator skips such runs with one bounds check per value
+ * while it is more than 32 bytes from the end, and with two after. Every
+ * such body is accepted and decodes right; every prefix (read from a
+ * buffer of exactly its size), a count one too high and a trailing byte
+ * are refused. */
+START_TEST(validate_runs_of_fixed_width_values) {
+  static const char *const vals[] = {
+      "\x05",                 "\xcc\xc8",          "\xcd\xea\x60",
+      "\xce\xee\x6b\x28\x00", "\xcf\x01\x02\x03\x04\x05\x06\x07\x08",
+      "\xd0\x9c",             "\xcb\x40\x09\x21\xf9\xf0\x1b\x86\x6e",
+      "\xa3" "abc",           "\xc0",              "\xc3",
+      "\xd8\x07" "0123456789abcdef", /* fixext 16 */
+      "\xfb",
+      "\xbf" "0123456789abcdefghijklmnopqrstu", /* fixstr 31: the widest */
+  };
+  static const size_t lens[] = {1, 2, 3, 5, 9, 2, 9, 4, 1, 1, 18, 1, 32};
+  for (int n = 0; n <= 40; n++) {
+    unsigned char body[3 + 40 * 32 + 1];
+    size_t len = 0;
+    uint64_t kids = 99;
+    body[len++] = 0xdc; /* array 16 */
+    body[len++] = 0;
+    body[len++] = (unsigned char)n;
+    for (int i = 0; i < n; i++) {
+      size_t k = (size_t)(i * 7 + n) % 13;
+      memcpy(body + len, vals[k], lens[k]);
+      len += lens[k];
+    }
+    ck_assert_int_eq(tr__codec_validate_count(body, len, &kids), 0);
+    ck_assert_uint_eq(kids, (uint64_t)n);
+    assert_decodes_like_msgpack(body, len);
+    for (size_t cut = 1; cut < len; cut++) {
+      unsigned char *pre = malloc(cut); /* exact size: sanitizers and
+                                         * valgrind see any over-read */
+      ck_assert_ptr_nonnull(pre);
+      memcpy(pre, body, cut);
+      ck_assert_msg(tr__codec_validate_count(pre, cut, &kids) == TR_EBADMSG &&
+                        kids == 0,
+                    "n %d: prefix %zu of %zu accepted", n, cut, len);
+      free(pre);
+    }
+    body[len] = 0xc0;
+    ck_assert_int_eq(tr_msgpack_validate(body, len + 1), TR_EBADMSG);
+    body[2] = (unsigned char)(n + 1);
+    ck_assert_int_eq(tr_msgpack_validate(body, len), TR_EBADMSG);
+  }
+}
+END_TEST
+
 static Suite *codec_suite(void) {
   Suite *s = suite_create("codec");
   TCase *tc = tcase_create("validate");
@@ -1056,6 +1137,7 @@ static Suite *codec_suite(void) {
   tcase_add_test(tc, validate_rejects_huge_counts);
   tcase_add_test(tc, validate_deep_nesting);
   tcase_add_test(tc, validate_bad_args);
+  tcase_add_test(tc, validate_runs_of_fixed_width_values);
   suite_add_tcase(s, tc);
   tc = tcase_create("pack");
   tcase_add_test(tc, tagged_every_letter);
