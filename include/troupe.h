@@ -424,7 +424,8 @@ TR_EXTERN tr_ref_t tr_msg_ref(const tr_msg_t *msg);
 TR_EXTERN const void *tr_msg_data(const tr_msg_t *msg, size_t *len);
 /* The decoded body, valid until tr_msg_free; decoded once on first use
  * (so it may be called on the const message a tr_match_fn receives).
- * NULL only if out of memory or for a NULL msg.
+ * Its objects live in storage recycled after tr_msg_free: keep nothing
+ * from them past the free. NULL only if out of memory or for a NULL msg.
  * EXIT and DOWN bodies are ["EXIT", pid, "reason"] / ["DOWN", ref, pid,
  * "reason"]; tr_msg_reason gives the full reason. */
 TR_EXTERN const msgpack_object *tr_msg_obj(const tr_msg_t *msg);

@@ -13,6 +13,7 @@
 
 #include <string.h>
 
+#include "codec.h"
 
 typedef struct {
   tr_ref_t call_ref;
@@ -32,12 +33,14 @@ static int is_reply_for(const tr_msg_t *m, void *arg) {
 static int send_call(tr__actor_t *a, tr__actor_t *srv, const void *req,
                      size_t len, tr_ref_t ref) {
   tr_msg_t *m;
-  int err = tr_msgpack_validate(req, len);
+  uint64_t children;
+  int err = tr__codec_validate_count(req, len, &children);
   if (err != 0) return err;
   m = tr__msg_new(TR_MSG_CALL, req, len, 0);
   if (m == NULL) return TR_ENOMEM;
   m->from = a->pid;
   m->ref = ref;
+  m->children = (uint32_t)children; /* tr_msg_obj need not count again */
   tr__deliver(srv, m);
   return 0;
 }
@@ -102,9 +105,10 @@ int tr_reply(const tr_msg_t *call, const void *data, size_t len) {
   TR__ACTOR_OR_RETURN(a);
   tr__actor_t *to;
   tr_msg_t *m;
+  uint64_t children;
   int err;
   if (call == NULL || call->kind != TR_MSG_CALL) return TR_EINVAL;
-  if ((err = tr_msgpack_validate(data, len)) != 0) return err;
+  if ((err = tr__codec_validate_count(data, len, &children)) != 0) return err;
   if (tr__pid_sched(call->from) != a->s->id)
     return tr__send_remote(a->s, TR_MSG_REPLY, a->pid, call->from, call->ref,
                            data, len);
@@ -114,6 +118,7 @@ int tr_reply(const tr_msg_t *call, const void *data, size_t len) {
   if (m == NULL) return TR_ENOMEM;
   m->from = a->pid;
   m->ref = call->ref;
+  m->children = (uint32_t)children;
   tr__deliver(to, m);
   return 0;
 }

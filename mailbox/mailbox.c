@@ -15,10 +15,11 @@
 
 /* ---- messages ----------------------------------------------------------- */
 
-static const size_t msg_class_size[TR__MSG_CLASSES] = {128, 256, 512};
+static const size_t msg_class_size[TR__MSG_CLASSES] = {128, 256, 512, 1024};
 
 static inline unsigned msg_class(size_t total) {
-  return total <= 128 ? 0 : total <= 256 ? 1 : total <= 512 ? 2 : TR__MSG_NOCLASS;
+  return total <= 128 ? 0 : total <= 256 ? 1 : total <= 512 ? 2
+       : total <= 1024 ? 3 : TR__MSG_NOCLASS;
 }
 
 /* Buffers going home: a batch of pointers, pushed onto the home
@@ -134,10 +135,34 @@ static void msg_send_home(tr__sched_t *s, unsigned home, unsigned cls,
       &h->msg_back, &old, r, memory_order_release, memory_order_relaxed));
 }
 
-/* One allocation: header, body and (EXIT/DOWN) the reason. NULL when out
- * of memory. */
-tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
-                      int with_reason) {
+/* Decode pools: the element objects tr_msg_obj fills for a message with
+ * `n` of them (the count its sender's validation took). They come from
+ * the same per-scheduler caches as message buffers when they fit a class
+ * (up to 42 objects), so decoding a message allocates nothing in the
+ * steady state; a pool is the message's until the message is freed, and
+ * then goes back to the cache of the scheduler that frees it. Bigger pools
+ * are malloc'd (their decode costs more than the malloc anyway). */
+static msgpack_object *pool_alloc(tr__sched_t *s, uint32_t n) {
+  size_t bytes = (size_t)n * sizeof(msgpack_object);
+  unsigned cls = msg_class(bytes);
+  if (cls == TR__MSG_NOCLASS) return malloc(bytes);
+  if (s != NULL && s->msg_cache[cls].n != 0)
+    return (msgpack_object *)(void *)s->msg_cache[cls].v[--s->msg_cache[cls].n];
+  return malloc(msg_class_size[cls]); /* class-sized: it can be cached */
+}
+
+static void pool_free(tr__sched_t *s, msgpack_object *pool, uint32_t n) {
+  unsigned cls = msg_class((size_t)n * sizeof(msgpack_object));
+  if (cls == TR__MSG_NOCLASS || s == NULL) free(pool);
+  else msg_cache_put(s, (tr_msg_t *)(void *)pool, cls, 0);
+}
+
+/* One allocation: header, body and (EXIT/DOWN) the reason, with the
+ * body's element count if the caller took it (else TR__MSG_UNCOUNTED).
+ * NULL when out of memory. Inlined into the send path. */
+static inline __attribute__((always_inline)) tr_msg_t *
+msg_make(tr_msg_kind_t kind, const void *data, size_t len, int with_reason,
+         uint32_t children) {
   size_t body = (len + 15) & ~(size_t)15;
   size_t total = sizeof(tr_msg_t) + body + (with_reason ? sizeof(tr_reason_t) : 0);
   tr_msg_t *m = msg_alloc(total);
@@ -147,19 +172,25 @@ tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
   m->from = TR_PID_NONE;
   m->ref = 0;
   m->reason = with_reason ? (tr_reason_t *)(void *)(m->data + body) : NULL;
-  m->zone = NULL;
+  m->pool = NULL;
   m->kind = (uint8_t)kind;
   m->decoded = 0;
+  m->children = children;
   m->len = len;
   if (len == 1) m->data[0] = *(const char *)data;
   else if (len) memcpy(m->data, data, len);
   return m;
 }
 
+tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
+                      int with_reason) {
+  return msg_make(kind, data, len, with_reason, TR__MSG_UNCOUNTED);
+}
+
 void tr__msg_destroy(tr_msg_t *m) {
   tr__sched_t *s = tr__tls_sched;
   unsigned home = m->home;
-  if (m->zone) msgpack_zone_free(m->zone);
+  if (m->pool != NULL) pool_free(s, m->pool, m->children);
   if (m->cls == TR__MSG_NOCLASS || s == NULL) {
     free(m);
     return;
@@ -283,23 +314,30 @@ void tr__deliver_down(tr__actor_t *to, tr_ref_t ref, tr_pid_t from,
 
 /* ---- sending ------------------------------------------------------------ */
 
-/* tr_msgpack_validate with the one-byte values (small ints, nil, bools,
- * empty containers) answered inline: they are the common small message. */
-static inline int validate(const void *data, size_t len) {
+/* tr_msgpack_validate that also counts the element objects a decode of
+ * the body needs: returns that count (stored with the message, so that
+ * tr_msg_obj neither scans again nor guesses a size) or a negative error.
+ * The one-byte values (small ints, nil, bools, empty containers) are
+ * answered inline: they are the common small message. */
+static inline int64_t validate(const void *data, size_t len) {
+  uint64_t n;
+  int err;
   if (len == 1 && data != NULL) {
     unsigned b = *(const unsigned char *)data;
     if (b <= 0x80 || b >= 0xe0 || b == 0x90 || b == 0xa0 || b == 0xc0 ||
         b == 0xc2 || b == 0xc3)
       return 0;
   }
-  return tr_msgpack_validate(data, len);
+  err = tr__codec_validate_count(data, len, &n);
+  return err != 0 ? err : (int64_t)n; /* n < len <= TR_MSG_MAX */
 }
 
 /* Sends to an actor of another scheduler: the message goes to that
  * scheduler's inbox, which applies it in order with everything else this
  * thread sent there. */
 static int send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
-                       tr_pid_t to, tr_ref_t ref, const void *data, size_t len) {
+                       tr_pid_t to, tr_ref_t ref, const void *data, size_t len,
+                       uint32_t children) {
   tr__sched_t *dst = tr__pid_owner(s->rt, to);
   tr_msg_t *m;
   if (dst == NULL) return 0; /* no such scheduler: a dead pid */
@@ -308,13 +346,14 @@ static int send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
   m->from = from;
   m->ref = ref;
   m->to = to;
+  m->children = children;
   tr__sig_push(dst, m);
   return 0;
 }
 
 int tr__send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
                     tr_pid_t to, tr_ref_t ref, const void *data, size_t len) {
-  return send_remote(s, kind, from, to, ref, data, len);
+  return send_remote(s, kind, from, to, ref, data, len, TR__MSG_UNCOUNTED);
 }
 
 /* Sends validated bytes from sender `from` on scheduler s. */
@@ -322,13 +361,14 @@ static int send_bytes(tr__sched_t *s, tr_pid_t from, tr_pid_t to,
                       const void *data, size_t len) {
   tr__actor_t *a;
   tr_msg_t *m;
-  int err = validate(data, len);
-  if (err != 0) return err;
+  int64_t children = validate(data, len);
+  if (children < 0) return (int)children;
   if (TR__UNLIKELY(tr__pid_sched(to) != s->id))
-    return send_remote(s, TR_MSG_USER, from, to, 0, data, len);
+    return send_remote(s, TR_MSG_USER, from, to, 0, data, len,
+                       (uint32_t)children);
   a = tr__lookup(s, to);
   if (a == NULL) return 0; /* dead or stale pid: a silent no-op */
-  m = tr__msg_new(TR_MSG_USER, data, len, 0);
+  m = msg_make(TR_MSG_USER, data, len, 0, (uint32_t)children);
   if (m == NULL) return TR_ENOMEM;
   m->from = from;
   tr__deliver(a, m);
@@ -585,13 +625,33 @@ const void *tr_msg_data(const tr_msg_t *m, size_t *len) {
   return m->data;
 }
 
+/* Decodes m's body into m->obj and a pool of m->children objects. A body
+ * whose sender did not count it (system messages, paths that bypass
+ * send_bytes) is validated and counted here first. */
+static int msg_decode(tr_msg_t *m) {
+  tr__sched_t *s = tr__tls_sched;
+  msgpack_object *pool = NULL;
+  uint64_t n;
+  int err;
+  if (TR__UNLIKELY(m->children == TR__MSG_UNCOUNTED)) {
+    if ((err = tr__codec_validate_count(m->data, m->len, &n)) != 0) return err;
+    m->children = (uint32_t)n;
+  }
+  if (m->children != 0 && (pool = pool_alloc(s, m->children)) == NULL)
+    return TR_ENOMEM;
+  if ((err = tr__codec_decode_into(m->data, &m->obj, pool)) != 0) {
+    if (pool != NULL) pool_free(s, pool, m->children);
+    return err;
+  }
+  m->pool = pool;
+  m->decoded = 1;
+  return 0;
+}
+
 const msgpack_object *tr_msg_obj(const tr_msg_t *cm) {
   tr_msg_t *m = (tr_msg_t *)(uintptr_t)cm; /* the decode cache is not API state */
   if (m == NULL) return NULL;
-  if (!m->decoded) {
-    if (tr__codec_decode(m->data, m->len, &m->zone, &m->obj) != 0) return NULL;
-    m->decoded = 1;
-  }
+  if (!m->decoded && msg_decode(m) != 0) return NULL;
   return &m->obj;
 }
 

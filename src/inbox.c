@@ -333,7 +333,7 @@ static void discard_msg(tr__sched_t *s, tr_msg_t *m) {
     memcpy(&w, m->data, sizeof(w));
     tr__host_done(s->rt, w, &res);
   }
-  if (m->zone) msgpack_zone_free(m->zone);
+  free(m->pool); /* decode storage: NULL in transit, else a plain block */
   free(m);
 }
 

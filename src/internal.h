@@ -103,20 +103,24 @@ struct tr_msg_s {
   tr_pid_t from;
   tr_ref_t ref;
   tr_reason_t *reason;     /* EXIT/DOWN: trailing storage */
-  msgpack_zone *zone;      /* decode zone for arrays/maps */
+  msgpack_object *pool;    /* tr_msg_obj's element objects, or NULL */
   msgpack_object obj;
   uint8_t kind;
   uint8_t decoded;
   uint8_t cls;             /* allocation size class, TR__MSG_NOCLASS if none */
   uint8_t home;            /* scheduler whose cache it came from (class
                             * buffers), TR__MSG_NOHOME if none */
+  uint32_t children;       /* element objects a decode needs (counted when
+                            * the sender validated), TR__MSG_UNCOUNTED */
   size_t len;
   char data[];             /* msgpack body, then tr_reason_t if any */
 };
 
-/* Small messages are recycled through per-scheduler free lists. */
-#define TR__MSG_CLASSES 3
+/* Small messages, and the decode pools of tr_msg_obj, are recycled
+ * through per-scheduler free lists (128, 256, 512 and 1024 bytes). */
+#define TR__MSG_CLASSES 4
 #define TR__MSG_NOCLASS 0xff
+#define TR__MSG_UNCOUNTED UINT32_MAX
 #define TR__MSG_NOHOME 0xff
 /* Buffers freed on another scheduler go home in batches of this many. */
 #define TR__MSG_RETURN_BATCH 64

@@ -723,6 +723,276 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* Decoded bodies (tr_msg_obj): counted on send, decoded into recycled      */
+/* storage, each message's objects its own until tr_msg_free                */
+/* ------------------------------------------------------------------------ */
+
+/* Body shapes whose decodes need differently sized storage: none, a few
+ * objects, W7's payload (23, in the largest recycled class), a map with
+ * nested containers and a bin, more objects than any recycled class holds,
+ * nesting deeper than the decoder's local stack, and an empty array. */
+enum { SH_SCALAR, SH_SMALL, SH_PAYLOAD, SH_MAP, SH_WIDE, SH_DEEP, SH_EMPTY,
+       SH_COUNT };
+#define WIDE_N 100
+#define DEEP_N 20
+
+static const char PAYLOAD_NAME[] =
+    "troupe-payload-troupe-payload-troupe-payload-troupe-pay";
+
+/* The body of shape `sh` built from `seed`; the caller frees sb. */
+static void shape_pack(msgpack_sbuffer *sb, int sh, uint64_t seed) {
+  msgpack_packer pk;
+  msgpack_sbuffer_init(sb);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  switch (sh) {
+  case SH_SCALAR: msgpack_pack_uint64(&pk, seed); break;
+  case SH_SMALL:
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint64(&pk, seed);
+    msgpack_pack_int64(&pk, -(int64_t)seed - 1);
+    msgpack_pack_double(&pk, (double)seed / 2);
+    break;
+  case SH_PAYLOAD:
+    msgpack_pack_array(&pk, 7);
+    msgpack_pack_str_with_body(&pk, "payload", 7);
+    msgpack_pack_uint64(&pk, seed);
+    for (int i = 1; i <= 3; i++) msgpack_pack_int64(&pk, i);
+    msgpack_pack_str_with_body(&pk, PAYLOAD_NAME, sizeof PAYLOAD_NAME - 1);
+    msgpack_pack_array(&pk, 16);
+    for (int i = 0; i < 16; i++)
+      msgpack_pack_int64(&pk, ((int64_t)1 << 40) + (int64_t)seed + i);
+    break;
+  case SH_MAP: /* {"k": [seed, nil, {"x": seed + 1}], "b": bin(4)} */
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "k", 1);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint64(&pk, seed);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "x", 1);
+    msgpack_pack_uint64(&pk, seed + 1);
+    msgpack_pack_str_with_body(&pk, "b", 1);
+    msgpack_pack_bin_with_body(&pk, &seed, 4);
+    break;
+  case SH_WIDE:
+    msgpack_pack_array(&pk, WIDE_N);
+    for (int i = 0; i < WIDE_N; i++) msgpack_pack_uint64(&pk, seed * 3 + i);
+    break;
+  case SH_DEEP:
+    for (int i = 0; i < DEEP_N; i++) msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint64(&pk, seed);
+    break;
+  default: msgpack_pack_array(&pk, 0); break;
+  }
+}
+
+static int is_uint(const msgpack_object *o, uint64_t v) {
+  return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 == v;
+}
+
+/* Whether o is exactly the decoded body of shape sh built from seed. */
+static int shape_ok(const msgpack_object *o, int sh, uint64_t seed) {
+  const msgpack_object *a;
+  const msgpack_object_kv *kv;
+  if (o == NULL) return 0;
+  switch (sh) {
+  case SH_SCALAR: return is_uint(o, seed);
+  case SH_SMALL:
+    a = o->via.array.ptr;
+    return o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3 &&
+           is_uint(&a[0], seed) && a[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+           a[1].via.i64 == -(int64_t)seed - 1 && a[2].via.f64 == (double)seed / 2;
+  case SH_PAYLOAD:
+    a = o->via.array.ptr;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 7 ||
+        !str_eq(&a[0], "payload", 7) || !is_uint(&a[1], seed) ||
+        !is_uint(&a[2], 1) || !is_uint(&a[3], 2) || !is_uint(&a[4], 3) ||
+        !str_eq(&a[5], PAYLOAD_NAME, sizeof PAYLOAD_NAME - 1) ||
+        a[6].type != MSGPACK_OBJECT_ARRAY || a[6].via.array.size != 16)
+      return 0;
+    for (int i = 0; i < 16; i++)
+      if (!is_uint(&a[6].via.array.ptr[i], ((uint64_t)1 << 40) + seed + i))
+        return 0;
+    return 1;
+  case SH_MAP:
+    kv = o->via.map.ptr;
+    if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size != 2 ||
+        !str_eq(&kv[0].key, "k", 1) || !str_eq(&kv[1].key, "b", 1) ||
+        kv[0].val.type != MSGPACK_OBJECT_ARRAY || kv[0].val.via.array.size != 3)
+      return 0;
+    a = kv[0].val.via.array.ptr;
+    return is_uint(&a[0], seed) && a[1].type == MSGPACK_OBJECT_NIL &&
+           a[2].type == MSGPACK_OBJECT_MAP && a[2].via.map.size == 1 &&
+           str_eq(&a[2].via.map.ptr[0].key, "x", 1) &&
+           is_uint(&a[2].via.map.ptr[0].val, seed + 1) &&
+           kv[1].val.type == MSGPACK_OBJECT_BIN && kv[1].val.via.bin.size == 4 &&
+           memcmp(kv[1].val.via.bin.ptr, &seed, 4) == 0;
+  case SH_WIDE:
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != WIDE_N) return 0;
+    for (int i = 0; i < WIDE_N; i++)
+      if (!is_uint(&o->via.array.ptr[i], seed * 3 + i)) return 0;
+    return 1;
+  case SH_DEEP:
+    for (int i = 0; i < DEEP_N; i++) {
+      if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 1) return 0;
+      o = o->via.array.ptr;
+    }
+    return is_uint(o, seed);
+  default:
+    return o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0;
+  }
+}
+
+static void shape_send(tr_pid_t to, int sh, uint64_t seed) {
+  msgpack_sbuffer sb;
+  shape_pack(&sb, sh, seed);
+  TR_OK(tr_send(to, sb.data, sb.size));
+  msgpack_sbuffer_destroy(&sb);
+}
+
+/* A held message with the shape and seed it must still decode to. */
+typedef struct {
+  tr_msg_t *m;
+  const msgpack_object *o;
+  int sh;
+  uint64_t seed;
+} held_t;
+
+static void held_recv(held_t *h, int sh, uint64_t seed) {
+  TR_OK(tr_recv(&h->m, 0));
+  h->o = tr_msg_obj(h->m);
+  h->sh = sh;
+  h->seed = seed;
+  ck_assert_msg(shape_ok(h->o, sh, seed), "shape %d seed %llu decoded wrong",
+                sh, (unsigned long long)seed);
+  ck_assert_ptr_eq(tr_msg_obj(h->m), h->o); /* decoded once */
+}
+
+static void held_check(const held_t *h) {
+  ck_assert_msg(shape_ok(h->o, h->sh, h->seed),
+                "held shape %d seed %llu clobbered", h->sh,
+                (unsigned long long)h->seed);
+}
+
+static void obj_lifetime_actor(void *arg) {
+  held_t first[SH_COUNT], ring[5] = {{0}};
+  (void)arg;
+  /* Every shape decoded and held at once: all stay intact. */
+  for (int sh = 0; sh < SH_COUNT; sh++) shape_send(tr_self(), sh, 100 + sh);
+  for (int sh = 0; sh < SH_COUNT; sh++) held_recv(&first[sh], sh, 100 + sh);
+  for (int sh = 0; sh < SH_COUNT; sh++) held_check(&first[sh]);
+  /* Free every other one; then many messages of every shape come and go,
+   * reusing the storage of those freed, while the odd ones and a ring of
+   * recent ones are still held. */
+  for (int sh = 0; sh < SH_COUNT; sh += 2) tr_msg_free(first[sh].m);
+  for (uint64_t i = 0; i < 700; i++) {
+    held_t h;
+    int sh = (int)(i * 5 % SH_COUNT);
+    shape_send(tr_self(), sh, 1000 + i);
+    held_recv(&h, sh, 1000 + i);
+    if (i % 3 == 0) { /* keep it a while */
+      held_t *slot = &ring[i / 3 % 5];
+      if (slot->m != NULL) {
+        held_check(slot);
+        tr_msg_free(slot->m);
+      }
+      *slot = h;
+    } else {
+      tr_msg_free(h.m);
+    }
+    for (int k = 1; k < SH_COUNT; k += 2) held_check(&first[k]);
+    for (int k = 0; k < 5; k++)
+      if (ring[k].m != NULL) held_check(&ring[k]);
+  }
+  for (int k = 1; k < SH_COUNT; k += 2) tr_msg_free(first[k].m);
+  for (int k = 0; k < 5; k++) tr_msg_free(ring[k].m);
+}
+
+START_TEST(test_obj_shapes_and_lifetime) { tr_test_run(obj_lifetime_actor, NULL); }
+END_TEST
+
+static void obj_recycle_actor(void *arg) {
+  held_t a, b;
+  const msgpack_object *storage;
+  void *volatile decoy;
+  (void)arg;
+  /* Both queued before either is received: nothing is allocated between
+   * freeing a and decoding b. */
+  shape_send(tr_self(), SH_PAYLOAD, 1);
+  shape_send(tr_self(), SH_PAYLOAD, 2);
+  held_recv(&a, SH_PAYLOAD, 1);
+  storage = a.o->via.array.ptr;
+  tr_msg_free(a.m);
+  /* Were the storage (the payload's 23 element objects) malloc'd and
+   * freed, this would take it back (kept in a volatile so that the
+   * compiler cannot drop the malloc). */
+  decoy = malloc(23 * sizeof(msgpack_object));
+  held_recv(&b, SH_PAYLOAD, 2);
+  /* The decode reused a's storage rather than allocating its own. */
+  ck_assert_ptr_eq(b.o->via.array.ptr, storage);
+  tr_msg_free(b.m);
+  free(decoy);
+}
+
+/* Decoding allocates nothing in the steady state: the storage of a freed
+ * message's decode is what the next decode of that size gets (per
+ * scheduler, so one scheduler here). */
+START_TEST(test_obj_storage_recycled) { tr_test_run1(obj_recycle_actor, NULL); }
+END_TEST
+
+typedef struct {
+  tr_pid_t rx;
+  int ok; /* bodies received and decoded right */
+} cross_t;
+
+static void cross_tx(void *arg) {
+  cross_t *t = arg;
+  for (int sh = 0; sh < SH_COUNT; sh++) shape_send(t->rx, sh, 7 + sh);
+}
+
+static void cross_rx(void *arg) {
+  cross_t *t = arg;
+  tr_msg_t *m;
+  tr_ref_t ref;
+  msgpack_sbuffer sb;
+  /* From another scheduler (counted by the sender, through the inbox),
+   * then a TIMER whose body nobody counted. */
+  for (int sh = 0; sh < SH_COUNT; sh++) {
+    TR_OK(tr_recv(&m, 5000));
+    t->ok += shape_ok(tr_msg_obj(m), sh, 7 + sh);
+    tr_msg_free(m);
+  }
+  shape_pack(&sb, SH_PAYLOAD, 42);
+  TR_OK(tr_send_after(tr_self(), 1, sb.data, sb.size, &ref));
+  msgpack_sbuffer_destroy(&sb);
+  TR_OK(tr_recv(&m, 5000));
+  ck_assert_int_eq(tr_msg_kind(m), TR_MSG_TIMER);
+  t->ok += shape_ok(tr_msg_obj(m), SH_PAYLOAD, 42);
+  tr_msg_free(m);
+}
+
+/* Bodies that crossed schedulers, and bodies of system paths that are not
+ * counted on send, decode like any other. */
+START_TEST(test_obj_across_schedulers_and_timers) {
+  tr_runtime_t *rt;
+  tr_config_t cfg;
+  tr_spawn_opts_t o;
+  cross_t t = {0};
+  tr_config_init(&cfg);
+  cfg.schedulers = 2;
+  TR_OK(tr_runtime_new(&rt, &cfg));
+  tr_spawn_opts_init(&o);
+  o.placement = TR_PLACE_SCHED(0);
+  TR_OK(tr_spawn(rt, cross_rx, &t, &o, &t.rx));
+  o.placement = TR_PLACE_SCHED(1);
+  TR_OK(tr_spawn(rt, cross_tx, &t, &o, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(t.ok, SH_COUNT + 1);
+}
+END_TEST
+
 static Suite *suite_mailbox(void) {
   Suite *s = suite_create("mailbox");
   TCase *send = tcase_create("send");
@@ -750,6 +1020,9 @@ static Suite *suite_mailbox(void) {
   tcase_add_test(own, test_accessors_null);
   tcase_add_test(own, test_accessors);
   tcase_add_test(own, test_mailbox_len);
+  tcase_add_test(own, test_obj_shapes_and_lifetime);
+  tcase_add_test(own, test_obj_storage_recycled);
+  tcase_add_test(own, test_obj_across_schedulers_and_timers);
   suite_add_tcase(s, own);
   return s;
 }
