@@ -322,6 +322,7 @@ struct tr__sched {
   size_t live;
   uint64_t next_ref;
   unsigned switches;       /* since the loop last got control */
+  uint64_t drain_until;    /* uv_hrtime() the drain ends by (0: not set) */
   int in_cleanup;          /* running defer callbacks */
   int in_drain;
   /* timers */
@@ -372,6 +373,7 @@ struct tr__sched {
   int async_refd;           /* attached scheduler 0: async keeps loop alive */
   int sleep_idle;           /* asleep idle: not counted in rt->busy */
   int signals_seen;         /* signals applied since the last spin */
+  uint64_t polled_ns;       /* uv_hrtime() after the loop's last turn */
   uint64_t next_token;      /* rpc tokens of this scheduler's actors */
   tr__map_t rmon;           /* ref -> monitor record of a remote watcher */
   tr__map_t rtimers;        /* ref -> send_after timer armed from afar */

@@ -191,6 +191,7 @@ static void kick(tr__sched_t *s) {
  * 20 us keeps W4's receiver from sleeping between bursts, longer made the
  * ring (W2) slower. */
 #define TR__SPIN_NS 20000
+#define TR__POLL_NS 500000 /* longest a busy scheduler leaves its loop alone */
 
 /* Polls the inbox a little, if signals came in since it last looked (a
  * scheduler that only runs its own actors never spins); nonzero if more
@@ -209,6 +210,22 @@ static int spin_for_signals(tr__sched_t *s) {
   }
 }
 
+/* Gives the loop a non-blocking turn (I/O callbacks, due timers) if there
+ * are runnable actors, or if it had none for TR__POLL_NS: a steady stream
+ * of cross-scheduler signals keeps a scheduler draining without ever
+ * sleeping in its loop, and would starve its sockets and timers. Nonzero
+ * if it ran the loop. */
+static int poll_if_due(tr__sched_t *s) {
+  uint64_t now;
+  if (s->rq_head == NULL) {
+    now = uv_hrtime();
+    if (now - s->polled_ns < TR__POLL_NS) return 0;
+  }
+  uv_run(s->loop, UV_RUN_NOWAIT);
+  s->polled_ns = uv_hrtime();
+  return 1;
+}
+
 /* A running scheduler thread: drains, then waits in its loop. Returns when
  * the runtime parks or quits the threads. */
 static void thread_run(tr__sched_t *s) {
@@ -218,14 +235,12 @@ static void thread_run(tr__sched_t *s) {
     tr__sched_drain(s);
     tr__runtime_check_stop(s);
     if (!atomic_load(&rt->run_flag)) break;
-    if (s->rq_head != NULL) {
-      uv_run(s->loop, UV_RUN_NOWAIT);
-      continue;
-    }
+    if (poll_if_due(s) && s->rq_head != NULL) continue;
     if (spin_for_signals(s)) continue;
     if (!tr__sched_sleep(s, !uv_loop_alive(s->loop), &all_idle)) continue;
     uv_ref((uv_handle_t *)&s->async);
     uv_run(s->loop, UV_RUN_ONCE);
+    s->polled_ns = uv_hrtime();
     uv_unref((uv_handle_t *)&s->async);
     tr__sched_awake(s);
   }
@@ -546,10 +561,7 @@ int tr__runtime_drive(tr_runtime_t *rt, int (*until)(void *), void *arg) {
     tr__runtime_check_stop(s);
     if (atomic_load(&rt->scheds_live) == 0) break;
     if (until != NULL && until(arg)) break;
-    if (s->rq_head != NULL) {
-      uv_run(s->loop, UV_RUN_NOWAIT);
-      continue;
-    }
+    if (poll_if_due(s) && s->rq_head != NULL) continue;
     if (spin_for_signals(s)) continue;
     if (!tr__sched_sleep(s, !uv_loop_alive(s->loop), &all_idle)) continue;
     if (all_idle) { /* every scheduler idle, nothing on its way */
@@ -560,6 +572,7 @@ int tr__runtime_drive(tr_runtime_t *rt, int (*until)(void *), void *arg) {
     }
     uv_ref((uv_handle_t *)&s->async);
     uv_run(s->loop, UV_RUN_ONCE);
+    s->polled_ns = uv_hrtime();
     uv_unref((uv_handle_t *)&s->async);
     tr__sched_awake(s);
   }

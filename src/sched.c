@@ -23,8 +23,14 @@
 
 TR__TLS tr__sched_t *tr__tls_sched;
 
-/* Switches the loop gets between polls when actors keep each other busy. */
+/* Switches the loop gets between polls when actors keep each other busy,
+ * and the time: a drain ends after TR__DRAIN_NS (checked every
+ * TR__CLOCK_EVERY switches), so sockets and timers get a turn at least
+ * every few milliseconds even when every switch is slow (actors that work
+ * long between switches; a sanitizer's fiber switches). */
 #define TR__SWITCH_BUDGET 4096
+#define TR__CLOCK_EVERY 64
+#define TR__DRAIN_NS 2000000
 
 /* ---- handle tables ------------------------------------------------------ */
 
@@ -212,11 +218,26 @@ void tr__fiber_destroy(tr__actor_t *a) {
 
 /* ---- blocking ----------------------------------------------------------- */
 
+/* Nonzero, and the switch budget spent, once the drain has run for
+ * TR__DRAIN_NS (the clock starts at the first check). */
+static int drain_overdue(tr__sched_t *s) {
+  uint64_t now = uv_hrtime();
+  if (s->drain_until == 0) {
+    s->drain_until = now + TR__DRAIN_NS;
+    return 0;
+  }
+  if (now < s->drain_until) return 0;
+  s->switches = TR__SWITCH_BUDGET;
+  return 1;
+}
+
 /* Next actor to hand the CPU to from an actor context, or NULL for main:
  * main must run when something is waiting to be reaped, or when the loop
  * has not had a turn for a while. */
 static inline tr__actor_t *next_from_actor(tr__sched_t *s) {
   if (s->dying_head != NULL || ++s->switches >= TR__SWITCH_BUDGET) return NULL;
+  if ((s->switches & (TR__CLOCK_EVERY - 1)) == 0 && drain_overdue(s))
+    return NULL;
   return rq_pop(s);
 }
 
@@ -273,6 +294,7 @@ void tr__sched_drain(tr__sched_t *s) {
   tr__tls_sched = s;
   s->in_drain = 1;
   s->switches = 0;
+  s->drain_until = 0;
   /* No asynchronous signal handler may run on an actor's stack. */
   pthread_sigmask(SIG_SETMASK, &s->sigmask, NULL);
   for (;;) {

@@ -1210,6 +1210,138 @@ START_TEST(test_spawn_link_storm) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Loop turns: a busy scheduler still serves its timers and sockets          */
+/* ------------------------------------------------------------------------ */
+
+#define FLOOD_MAX_MS 10000 /* the floods stop by themselves after this */
+#define SLOW_FLOOD_MAX_MS 5000
+#define SLEEPS 20
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* SLEEPS short sleeps, then "slept" to the actor that spawned it. */
+static void sleeper(void *arg) {
+  tr_pid_t to = *(tr_pid_t *)arg;
+  for (int i = 0; i < SLEEPS; i++) TR_OK(tr_sleep(2));
+  TR_OK(tr_send_tagged(to, "slept", NULL));
+}
+
+/* Ping-pongs with e until every sleeper reported or the flood's time is
+ * up; returns how many reported. Replies and reports may interleave. */
+static int flood_until_slept(tr_pid_t e, int sleepers, unsigned max_ms) {
+  uint64_t end = mono_ms() + max_ms;
+  int slept = 0;
+  while (slept < sleepers && mono_ms() < end) {
+    tr_msg_t *m;
+    TR_OK(tr_send_tagged(e, "ping", NULL));
+    for (;;) {
+      TR_OK(tr_recv(&m, WAIT_MS));
+      int pong = tr_msg_is_tag(m, "ping");
+      if (tr_msg_is_tag(m, "slept")) slept++;
+      tr_msg_free(m);
+      if (pong) break;
+    }
+  }
+  TR_OK(tr_send_tagged(e, "quit", NULL));
+  return slept;
+}
+
+/* Senders on scheduler 1 keep scheduler 0's inbox from ever being empty
+ * for long: batches of CREDIT messages, each batch let go by a credit from
+ * the receiver, two senders so one sends while the other waits. */
+#define CREDIT 256
+
+/* Sends batches to the actor that spawned it until a credit says stop. */
+static void credit_sender(void *arg) {
+  tr_pid_t sink = *(tr_pid_t *)arg;
+  tr_msg_t *m;
+  for (;;) {
+    int stop;
+    for (int i = 0; i < CREDIT; i++) TR_OK(tr_send_tagged(sink, "x", NULL));
+    TR_OK(tr_recv_tag(&m, "credit", WAIT_MS));
+    stop = (int)msg_u64(m, 1);
+    tr_msg_free(m);
+    if (stop) return;
+  }
+}
+
+static void cross_flood_main(void *arg) {
+  tr_pid_t me = tr_self(), snd[2];
+  tr_ref_t ref[2];
+  uint64_t end = mono_ms() + FLOOD_MAX_MS;
+  unsigned got[2] = {0, 0};
+  int slept = 0;
+  (void)arg;
+  spawn_on(NULL, 0, sleeper, &me);
+  for (int i = 0; i < 2; i++) {
+    snd[i] = spawn_on(NULL, 1, credit_sender, &me);
+    TR_OK(tr_monitor(snd[i], &ref[i]));
+  }
+  while (slept < 1 && mono_ms() < end) {
+    tr_msg_t *m;
+    TR_OK(tr_recv(&m, WAIT_MS));
+    if (tr_msg_is_tag(m, "slept")) slept++;
+    for (int i = 0; i < 2; i++)
+      if (tr_msg_from(m) == snd[i] && ++got[i] % CREDIT == 0)
+        TR_OK(tr_send_tagged(snd[i], "credit", "u", (uint64_t)0));
+    tr_msg_free(m);
+  }
+  /* A batch may be on its way, or a sender waiting: either way one more
+   * credit, saying stop, ends it (it reads me, on this stack, no more). */
+  for (int i = 0; i < 2; i++) TR_OK(tr_send_tagged(snd[i], "credit", "u", (uint64_t)1));
+  for (int i = 0; i < 2; i++) tr_msg_free(recv_kind(TR_MSG_DOWN));
+  ck_assert_int_eq(slept, 1);
+}
+
+START_TEST(test_timers_fire_under_cross_flood) { run_main(2, cross_flood_main, NULL); }
+END_TEST
+
+/* Keeps the CPU for us microseconds, as an actor doing real work would. */
+static void burn_us(unsigned us) {
+  uint64_t end = (uint64_t)us * 1000u, t0;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  t0 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  do clock_gettime(CLOCK_MONOTONIC, &ts);
+  while ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - t0 < end);
+}
+
+static void slow_echo(void *arg) {
+  tr_msg_t *m;
+  (void)arg;
+  for (;;) {
+    TR_OK(tr_recv(&m, -1));
+    if (tr_msg_is_tag(m, "quit")) {
+      tr_msg_free(m);
+      return;
+    }
+    size_t len;
+    const void *d = tr_msg_data(m, &len);
+    burn_us(300);
+    TR_OK(tr_send(tr_msg_from(m), d, len));
+    tr_msg_free(m);
+  }
+}
+
+/* On one scheduler, actors that work 200 us per message: a switch budget
+ * of thousands of switches alone would keep the loop waiting most of a
+ * second per turn, so SLEEPS sleeps would outlast the flood. */
+static void slow_flood_main(void *arg) {
+  tr_pid_t me = tr_self(), e;
+  (void)arg;
+  TR_OK(tr_spawn(NULL, slow_echo, NULL, NULL, &e));
+  TR_OK(tr_spawn(NULL, sleeper, &me, NULL, NULL));
+  ck_assert_int_eq(flood_until_slept(e, 1, SLOW_FLOOD_MAX_MS), 1);
+}
+
+START_TEST(test_timers_fire_among_slow_actors) { run_main(1, slow_flood_main, NULL); }
+END_TEST
+
 static Suite *multi_suite(void) {
   Suite *s = suite_create("multi");
   TCase *tc = tcase_create("basic");
@@ -1246,6 +1378,11 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_link_monitor_storm);
   tcase_add_test(tc, test_monitor_churn);
   tcase_add_test(tc, test_spawn_link_storm);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("loop_turns");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_timers_fire_under_cross_flood);
+  tcase_add_test(tc, test_timers_fire_among_slow_actors);
   suite_add_tcase(s, tc);
   return s;
 }
