@@ -254,11 +254,23 @@ free_port() {
     done
     echo 34567
 }
+# In the 1-thread pass the server and the load client get a CPU each
+# (taskset), so that neither measures the other's scheduling on a small
+# machine; with more threads the server may use every CPU.
+w8_pin() { # <threads> <server|client>: the command prefix, or nothing
+    local ncpu
+    ncpu=$(nproc 2>/dev/null || echo 1)
+    [ "$1" = 1 ] && [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null || return 0
+    if [ "$2" = server ]; then echo "taskset -c 0"; else echo "taskset -c 1"; fi
+}
 # run_w8 <system> <threads> <server cmd with @PORT@...>
 run_w8() {
     local sys=$1 t=$2; shift 2
-    local port a cmd=() i
+    local port a cmd=() i pin_s pin_c
     port=$(free_port)
+    read -r -a pin_s <<<"$(w8_pin "$t" server)"
+    read -r -a pin_c <<<"$(w8_pin "$t" client)"
+    cmd+=("${pin_s[@]}")
     for a in "$@"; do cmd+=("${a//@PORT@/$port}"); done
     echo "### W8 server $sys/$t: ${cmd[*]}" >>"$LOG"
     (cd "$BUILD" && exec "${cmd[@]}") >>"$LOG" 2>&1 &
@@ -272,7 +284,7 @@ run_w8() {
         note "W8 $sys/$t: server did not start listening on $port"
         FAILED=1
     else
-        run_prog "W8 $sys/$t" "$BUILD/libuv/w8_client" --port "$port" --conns 100 --size 64 \
+        run_prog "W8 $sys/$t" "${pin_c[@]}" "$BUILD/libuv/w8_client" --port "$port" --conns 100 --size 64 \
             --seconds "$W8_SECONDS" --system "$sys" --threads "$t"
     fi
     kill -TERM "$SERVER_PID" 2>/dev/null || true
