@@ -214,7 +214,10 @@ static int spin_for_signals(tr__sched_t *s) {
  * are runnable actors, or if it had none for TR__POLL_NS: a steady stream
  * of cross-scheduler signals keeps a scheduler draining without ever
  * sleeping in its loop, and would starve its sockets and timers. Nonzero
- * if it ran the loop. */
+ * if it ran the loop. The caller must then go round again rather than
+ * sleep: the turn may have consumed a kick (park, stop) that came after
+ * it last looked at run_flag, and uv_run(UV_RUN_ONCE) would wait for a
+ * kick that is gone. */
 static int poll_if_due(tr__sched_t *s) {
   uint64_t now;
   if (s->rq_head == NULL) {
@@ -235,7 +238,7 @@ static void thread_run(tr__sched_t *s) {
     tr__sched_drain(s);
     tr__runtime_check_stop(s);
     if (!atomic_load(&rt->run_flag)) break;
-    if (poll_if_due(s) && s->rq_head != NULL) continue;
+    if (poll_if_due(s)) continue; /* and look at run_flag again */
     if (spin_for_signals(s)) continue;
     if (!tr__sched_sleep(s, !uv_loop_alive(s->loop), &all_idle)) continue;
     uv_ref((uv_handle_t *)&s->async);
@@ -561,7 +564,7 @@ int tr__runtime_drive(tr_runtime_t *rt, int (*until)(void *), void *arg) {
     tr__runtime_check_stop(s);
     if (atomic_load(&rt->scheds_live) == 0) break;
     if (until != NULL && until(arg)) break;
-    if (poll_if_due(s) && s->rq_head != NULL) continue;
+    if (poll_if_due(s)) continue; /* and look at run_flag again */
     if (spin_for_signals(s)) continue;
     if (!tr__sched_sleep(s, !uv_loop_alive(s->loop), &all_idle)) continue;
     if (all_idle) { /* every scheduler idle, nothing on its way */
