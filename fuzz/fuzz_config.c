@@ -139,13 +139,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (fz_u8(&f) & 1) CHECK(tr_spawn(rt, parent, &in, NULL, NULL) == 0);
       CHECK(tr_runtime_run(rt) == 0);
     } else {
-      /* Poll rather than block: actors placed on other schedulers exit on
-       * their own threads, and nothing obliges the host loop to wake for
-       * that (a host waits for its own events, not for our count). */
-      while (tr_runtime_actor_count(rt) > 0) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(200);
-      }
+      /* The host's loop stays alive while actors live on any scheduler
+       * and returns once the last is gone, wherever it ran. */
+      uv_run(&loop, UV_RUN_DEFAULT);
+      CHECK(tr_runtime_actor_count(rt) == 0);
     }
   }
   CHECK(tr_runtime_free(rt) == 0);

@@ -114,13 +114,21 @@ void tr__live_inc(tr__sched_t *s) {
   atomic_store_explicit(&s->live_pub, s->live, memory_order_relaxed);
 }
 
+static void kick(tr__sched_t *s);
+
 void tr__live_dec(tr__sched_t *s) {
   tr_runtime_t *rt = s->rt;
   s->live--;
   atomic_store_explicit(&s->live_pub, s->live, memory_order_relaxed);
   if (s->live == 0 && atomic_fetch_sub(&rt->scheds_live, 1) == 1 &&
-      s != &rt->sched)
-    tr__poke(&rt->sched); /* scheduler 0 sees that everything ended */
+      s != &rt->sched) {
+    /* Scheduler 0 sees that everything ended. Attached, it must hear it
+     * even if it never ran an actor (the host spawned only on other
+     * schedulers): its async keeps the host's loop alive until it does,
+     * and a poke only reaches a scheduler that said it would sleep. */
+    if (rt->attached) kick(&rt->sched);
+    else tr__poke(&rt->sched);
+  }
 }
 
 /* ---- host waits ----------------------------------------------------------- */

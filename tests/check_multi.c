@@ -934,6 +934,37 @@ START_TEST(test_embedded_multi) {
 }
 END_TEST
 
+/* Actors the host spawns only on other schedulers keep the host's loop
+ * alive too: uv_run returns once they are gone, not before. */
+static void remote_sleeper(void *arg) {
+  (void)arg;
+  TR_OK(tr_sleep(100));
+  atomic_fetch_add(&embed_done, 1);
+}
+
+START_TEST(test_embedded_remote_only) {
+  uv_loop_t loop;
+  tr_runtime_t *rt = NULL;
+  tr_config_t cfg;
+  tr_spawn_opts_t o = on_sched(1);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  tr_config_init(&cfg);
+  cfg.schedulers = 2;
+  TR_OK(tr_runtime_attach(&rt, &loop, &cfg));
+  atomic_store(&embed_done, 0);
+  TR_OK(tr_spawn(rt, remote_sleeper, NULL, &o, NULL));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(atomic_load(&embed_done), 1);
+  ck_assert_uint_eq(tr_runtime_actor_count(rt), 0);
+  /* And again, now that the loop has run once. */
+  TR_OK(tr_spawn(rt, remote_sleeper, NULL, &o, NULL));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(atomic_load(&embed_done), 2);
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Stress: 8 senders x N messages to one receiver                           */
 /* ------------------------------------------------------------------------ */
@@ -1370,6 +1401,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_free_with_live_actors);
   tcase_add_test(tc, test_crash_isolated);
   tcase_add_test(tc, test_embedded_multi);
+  tcase_add_test(tc, test_embedded_remote_only);
   suite_add_tcase(s, tc);
   tc = tcase_create("stress");
   tcase_set_timeout(tc, 600);
