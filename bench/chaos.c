@@ -116,7 +116,7 @@ static const tr_reason_kind_t fk_reason[FK__N] = {
 
 typedef struct chaos_result {
   uint64_t faults[FK__N][FP__N];
-  uint64_t faults_total, faults_superseded;
+  uint64_t faults_total, faults_superseded, kills_in_start;
   uint64_t restarts, escalations, start_errors, shutdown_errors, exits;
   uint64_t crash_reports;
   uint64_t sent, received;
@@ -166,6 +166,7 @@ typedef struct {
 
 typedef struct {
   tr_pid_t pid, sup;
+  uint64_t id; /* a killed supervisor's child id (id_key), else 0 */
   int fk, fp;
   uint64_t t_ms;
 } fault_t;
@@ -189,10 +190,11 @@ static struct {
   map_t sup_parent;   /* supervisor pid -> its supervisor's pid */
   map_t killed;       /* pids killed by the controller */
   map_t init_errs[TR_REASON__COUNT]; /* sup pid -> failed restarts */
+  map_t start_kills;  /* child id (id_key) -> starts failed as killed */
   fault_t *pending;
   size_t npending, cappending;
   uint64_t restarts, escalations, start_errors, shutdown_errors, exits_n,
-      sup_incarnations, superseded;
+      sup_incarnations, superseded, kills_in_start;
 } G;
 
 static uint64_t now_ns(void) { return uv_hrtime(); }
@@ -270,6 +272,13 @@ static void map_free(map_t *m) {
   memset(m, 0, sizeof(*m));
 }
 
+/* A child id as a map key (FNV-1a; never 0, the empty key). */
+static uint64_t id_key(const char *id) {
+  uint64_t h = UINT64_C(0xcbf29ce484222325);
+  for (; *id; id++) h = (h ^ (unsigned char)*id) * UINT64_C(0x100000001b3);
+  return h ? h : 1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Crashing                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -311,8 +320,9 @@ static void crash(int fk) {
 }
 
 /* Records a fault the caller is about to suffer (or the controller is
- * about to inflict). */
-static void record_fault(tr_pid_t pid, tr_pid_t sup, int fk, int fp) {
+ * about to inflict); id names a supervisor victim by its child id. */
+static void record_fault(tr_pid_t pid, tr_pid_t sup, const char *id, int fk,
+                         int fp) {
   fault_t *f;
   atomic_fetch_add(&G.faults[fk][fp], 1);
   pthread_mutex_lock(&G.mu);
@@ -326,6 +336,7 @@ static void record_fault(tr_pid_t pid, tr_pid_t sup, int fk, int fp) {
   f = &G.pending[G.npending++];
   f->pid = pid;
   f->sup = sup;
+  f->id = id ? id_key(id) : 0;
   f->fk = fk;
   f->fp = fp;
   f->t_ms = now_ms();
@@ -334,7 +345,7 @@ static void record_fault(tr_pid_t pid, tr_pid_t sup, int fk, int fp) {
 
 /* Suffers fault fk at point fp: records it, then crashes. */
 __attribute__((noreturn)) static void suffer(tr_pid_t sup, int fk, int fp) {
-  record_fault(tr_self(), sup, fk, fp);
+  record_fault(tr_self(), sup, NULL, fk, fp);
   crash(fk);
 }
 
@@ -534,6 +545,11 @@ static void account_event(supst_t *st, const tr_sup_event_t *ev) {
     G.start_errors++;
     map_get(&G.init_errs[k], ev->sup, &n);
     map_put(&G.init_errs[k], ev->sup, n + 1);
+    if (k == TR_REASON_KILLED) { /* see fault_settled */
+      n = 0;
+      map_get(&G.start_kills, id_key(ev->child_id), &n);
+      map_put(&G.start_kills, id_key(ev->child_id), n + 1);
+    }
     break;
   }
   case TR_SUP_MAX_INTENSITY:
@@ -574,7 +590,19 @@ static int killed_above(tr_pid_t sup) {
   return 0;
 }
 
-/* 1 if fault f is accounted for now; then it is consumed. */
+/* 1 if fault f is accounted for now; then it is consumed.
+ *
+ * A supervisor registers its name before it starts its children (they
+ * find it by name, as in OTP), so a kill by name can hit one that is still
+ * starting: then its parent reports no exit for that pid but a failed
+ * start with reason killed (START_ERROR's child is TR_PID_NONE), under
+ * the child id, which for a supervisor is its name. Such a kill is
+ * accounted for by one such report, each report accounting for one kill.
+ * Only controller kills produce them (the parent is blocked in the start;
+ * a grandchild killed in its start fails the child's init, which acks an
+ * error), and the id, not the parent pid looked up before the kill, pairs
+ * them: the parent may be a newer incarnation than the one the controller
+ * found. */
 static int fault_settled(const fault_t *f) {
   uint64_t kind1, n;
   tr_reason_kind_t want = fk_reason[f->fk];
@@ -589,6 +617,12 @@ static int fault_settled(const fault_t *f) {
     if ((kind1 & 0xff) - 1 == (uint64_t)want) return 1;
     /* it ended otherwise: another fault got there first */
     G.superseded++;
+    return 1;
+  }
+  if (f->fk == FK_KILL && f->id != 0 && map_get(&G.start_kills, f->id, &n) &&
+      n > 0) {
+    map_put(&G.start_kills, f->id, n - 1);
+    G.kills_in_start++;
     return 1;
   }
   return killed_above(f->sup);
@@ -1209,9 +1243,10 @@ static void command(tr_pid_t pid, int fk, int fp) {
   tr_send_tagged(pid, "crash", "uu", (uint64_t)fk, (uint64_t)fp);
 }
 
-static void kill_pid(tr_pid_t pid, tr_pid_t sup) {
+/* Kills pid, a child of sup; id: its child id when it is a supervisor. */
+static void kill_pid(tr_pid_t pid, tr_pid_t sup, const char *id) {
   if (pid == TR_PID_NONE || !tr_is_alive(pid)) return;
-  record_fault(pid, sup, FK_KILL, FP_KILL);
+  record_fault(pid, sup, id, FK_KILL, FP_KILL);
   pthread_mutex_lock(&G.mu);
   map_put(&G.killed, pid, now_ms());
   pthread_mutex_unlock(&G.mu);
@@ -1227,7 +1262,7 @@ static void fault_worker(uint64_t *rng, int g, int k, int fp) {
   snprintf(team, sizeof(team), "t.%d.%d", g, k);
   tr_whereis(team, &sup);
   if (tr_whereis(name, &pid) != 0) return;
-  if (fk == FK_KILL) kill_pid(pid, sup);
+  if (fk == FK_KILL) kill_pid(pid, sup, NULL);
   else command(pid, fk, fp);
 }
 
@@ -1249,11 +1284,12 @@ static void fault_tcp(uint64_t *rng) {
     target = info[rnd(rng) % (n < 64 ? n : 64)].pid;
   }
   if (target == TR_PID_NONE) return;
-  if (fk == FK_KILL) kill_pid(target, sup); /* often blocked in I/O */
+  if (fk == FK_KILL) kill_pid(target, sup, NULL); /* often blocked in I/O */
   else command(target, fk, fp);
 }
 
-/* Kills a supervisor below the root: a team, unit or group. */
+/* Kills a supervisor below the root: a team, unit or group — perhaps one
+ * still starting its children (see fault_settled). */
 static void fault_sup(uint64_t *rng) {
   int g = (int)(rnd(rng) % (unsigned)G.o.groups), k = (int)(rnd(rng) % (unsigned)G.o.teams);
   char name[24], parent[24];
@@ -1267,7 +1303,7 @@ static void fault_sup(uint64_t *rng) {
     snprintf(parent, sizeof(parent), "g.%d", g);
   }
   tr_whereis(parent, &par);
-  if (tr_whereis(name, &pid) == 0) kill_pid(pid, par);
+  if (tr_whereis(name, &pid) == 0) kill_pid(pid, par, name);
 }
 
 static void inject(uint64_t *rng) {
@@ -1470,6 +1506,7 @@ static void global_free(void) {
   map_free(&G.exits);
   map_free(&G.sup_parent);
   map_free(&G.killed);
+  map_free(&G.start_kills);
   for (int k = 0; k < TR_REASON__COUNT; k++) map_free(&G.init_errs[k]);
   free(G.pending);
   for (size_t i = 0; i < g_ndefs; i++) free(g_defs[i].specs);
@@ -1489,6 +1526,7 @@ static void collect(chaos_result_t *r) {
       r->faults_total += r->faults[k][p];
     }
   r->faults_superseded = G.superseded;
+  r->kills_in_start = G.kills_in_start;
   r->restarts = G.restarts;
   r->escalations = G.escalations;
   r->start_errors = G.start_errors;
@@ -1578,8 +1616,9 @@ void chaos_print(FILE *out, const chaos_opts_t *o, const chaos_result_t *r) {
           "%d workers, %d TCP clients, %" PRIu64 " supervisor incarnations\n",
           r->actors_live, r->actors_expected, r->peak_actors, o->groups, o->teams,
           o->workers, o->clients, r->sup_incarnations);
-  fprintf(out, "faults: %" PRIu64 " injected (%" PRIu64 " superseded by another)\n",
-          r->faults_total, r->faults_superseded);
+  fprintf(out, "faults: %" PRIu64 " injected (%" PRIu64 " superseded by another, %"
+          PRIu64 " kills of a supervisor still starting)\n",
+          r->faults_total, r->faults_superseded, r->kills_in_start);
   for (int k = 0; k < FK__N; k++) {
     uint64_t n = 0;
     for (int p = 0; p < FP__N; p++) n += r->faults[k][p];
