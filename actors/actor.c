@@ -194,11 +194,6 @@ static int actor_create(tr__sched_t *s, tr_actor_fn fn, void *arg,
   return 0;
 }
 
-static void actor_start(tr__sched_t *s, tr__actor_t *a) {
-  a->state = TR__ST_WAITING;
-  tr__sched_wake(s, a);
-}
-
 /* ---- placement ------------------------------------------------------------ */
 
 static int opts_have_placement(const tr_spawn_opts_t *o) {
@@ -316,7 +311,7 @@ void tr__sig_spawn_apply(tr__sched_t *s, tr_msg_t *m) {
          (err = tr__monitor_target_add(a, q.spawner, q.monitor_ref)) == 0)) {
       a->parent = q.sup_parent;
       if (q.spawner == TR_PID_NONE) top_list_add(s, a);
-      actor_start(s, a);
+      tr__sched_start(s, a);
       r.res.pid = a->pid;
       r.flags = flags;
       r.monitor_ref = q.monitor_ref;
@@ -505,7 +500,7 @@ int tr__spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,
   }
   a->parent = sup_parent;
   if (parent == NULL) top_list_add(s, a);
-  actor_start(s, a);
+  tr__sched_start(s, a);
   if (pid) *pid = a->pid;
 out:
   tr__tls_sched = prev;
@@ -540,10 +535,7 @@ int tr_spawn_monitor(tr_actor_fn fn, void *arg, tr_pid_t *pid, tr_ref_t *ref) {
 
 int tr_yield(void) {
   TR__ACTOR_OR_RETURN(a);
-  tr__sched_t *s = a->s;
-  a->state = TR__ST_WAITING;
-  tr__sched_wake(s, a);
-  tr__sched_block(s, a);
+  tr__sched_yield(a->s, a);
   tr__check_pending_exit(a);
   return 0;
 }

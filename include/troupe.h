@@ -272,9 +272,11 @@ TR_EXTERN void tr_spawn_opts_init(tr_spawn_opts_t *opts);
 
 /* Starts fn(arg) as a new actor. rt may be NULL inside an actor (the
  * caller's runtime). arg is passed through, never owned. A child on the
- * spawner's scheduler first runs when the spawner blocks or yields; one
- * placed on another scheduler may run at once, in parallel (tr_spawn
- * returns once it exists). *pid (may be NULL) gets its pid.
+ * spawner's scheduler first runs when the spawner blocks or yields, before
+ * the actors that were runnable already (in spawn order, within a fairness
+ * bound: doc/design.md); one placed on another scheduler may run at once,
+ * in parallel (tr_spawn returns once it exists). *pid (may be NULL) gets
+ * its pid.
  * LINK and MONITOR need an actor caller (TR_ENOTACTOR otherwise). If `name`
  * is taken, TR_EEXIST and nothing is started. */
 TR_EXTERN int tr_spawn(tr_runtime_t *rt, tr_actor_fn fn, void *arg,

@@ -314,7 +314,14 @@ struct tr__sched {
   uv_loop_t *loop;
   tr__ctx_t main_ctx;
   tr__actor_t *current;
+  /* Run queue (sched.c): one list, the front (rq_head .. rqf_end: what the
+   * running actor spawned, and the actor an exiting one woke last) ahead
+   * of the back (FIFO). */
   tr__actor_t *rq_head, *rq_tail;
+  tr__actor_t *rqf_end;    /* last actor of the front, NULL if empty */
+  tr__actor_t *rqf_last;   /* last actor of the running actor's batch */
+  tr__actor_t *handoff;    /* last actor the running actor woke */
+  unsigned front_run;      /* consecutive dispatches from the front */
   tr__actor_t *dying_head, *dying_tail;
   tr__slots_t pids;
   tr__slots_t timer_refs;
@@ -458,8 +465,18 @@ static inline void tr__actor_leave(tr__actor_t **pa) {
   if (a == NULL) return tr__enter_err_
 
 /* sched.c */
+/* Consecutive dispatches from the front of the run queue after which the
+ * front moves behind the actors waiting at the back (the fairness bound). */
+#define TR__RQ_FRONT_RUN 1024
+/* Makes a waiting actor runnable (back of the run queue). */
 void tr__sched_wake(tr__sched_t *s, tr__actor_t *a);
+/* Makes a new actor runnable: in the running actor's batch at the front
+ * if s runs an actor (its spawner), else at the back. */
+void tr__sched_start(tr__sched_t *s, tr__actor_t *a);
 void tr__sched_block(tr__sched_t *s, tr__actor_t *a);
+/* The current actor a yields: every other runnable actor runs once first
+ * (the front moves behind the back, then a queues last). */
+void tr__sched_yield(tr__sched_t *s, tr__actor_t *a);
 void tr__sched_drain(tr__sched_t *s);
 void tr__sched_switch_in(tr__sched_t *s, tr__actor_t *from, tr__actor_t *to);
 void tr__sched_after_switch(tr__sched_t *s);

@@ -92,9 +92,41 @@ tr_ref_t tr__make_ref(tr__sched_t *s) {
   return TR__REF_COUNTER_BIT | ((uint64_t)s->id << 48) | ++s->next_ref;
 }
 
-/* ---- run queue ---------------------------------------------------------- */
+/* ---- run queue ----------------------------------------------------------
+ *
+ * One intrusive list in two parts. The back (after rqf_end) is FIFO:
+ * wake-ups by messages, timers, I/O, other schedulers and host code, and
+ * yields. The front (rq_head .. rqf_end) holds the actors the running
+ * actor spawns, in spawn order, as one batch ahead of older batches, and,
+ * when an actor exits, the actor it woke last (it runs next: typically a
+ * parent or caller waiting for its result). The front runs first, so a
+ * tree of spawns runs depth-first: its live set stays a few actors per
+ * level and warm stacks are reused, where breadth-first order would keep
+ * the whole tree alive at once, each actor on a freshly carved stack.
+ *
+ * Fairness: a run of front dispatches is treated like one actor's turn.
+ * After TR__RQ_FRONT_RUN consecutive dispatches from the front, the front
+ * moves behind the back (its actors keep their order) and the back's head
+ * runs; a yield does the same before queueing the yielder. So whatever
+ * chain of spawns and hand-offs runs ahead, an actor waiting at the back
+ * runs once the actors ahead of it have had their turns, each turn at most
+ * TR__RQ_FRONT_RUN + 1 dispatches. */
 
-static inline void rq_push(tr__sched_t *s, tr__actor_t *a) {
+/* Moves the front behind the back, in order; O(1). */
+static void rq_demote_front(tr__sched_t *s) {
+  tr__actor_t *first = s->rq_head, *last = s->rqf_end, *back = last->rq_next;
+  s->rqf_end = NULL;
+  s->rqf_last = NULL;
+  if (back == NULL) return; /* nobody behind: the order stays */
+  s->rq_head = back;
+  back->rq_prev = NULL;
+  s->rq_tail->rq_next = first;
+  first->rq_prev = s->rq_tail;
+  last->rq_next = NULL;
+  s->rq_tail = last;
+}
+
+static inline void back_push(tr__sched_t *s, tr__actor_t *a) {
   a->rq_next = NULL;
   a->rq_prev = s->rq_tail;
   if (s->rq_tail) s->rq_tail->rq_next = a;
@@ -102,16 +134,21 @@ static inline void rq_push(tr__sched_t *s, tr__actor_t *a) {
   s->rq_tail = a;
 }
 
-static inline tr__actor_t *rq_pop(tr__sched_t *s) {
-  tr__actor_t *a = s->rq_head;
-  if (a == NULL) return NULL;
-  s->rq_head = a->rq_next;
-  if (s->rq_head) s->rq_head->rq_prev = NULL;
-  else s->rq_tail = NULL;
-  return a;
+/* Puts a in the front after `prev`, a front actor (NULL: at the head). */
+static inline void front_insert(tr__sched_t *s, tr__actor_t *a,
+                                tr__actor_t *prev) {
+  tr__actor_t *next = prev ? prev->rq_next : s->rq_head;
+  a->rq_prev = prev;
+  a->rq_next = next;
+  if (prev) prev->rq_next = a;
+  else s->rq_head = a;
+  if (next) next->rq_prev = a;
+  else s->rq_tail = a;
+  if (prev == s->rqf_end) s->rqf_end = a;
 }
 
-void tr__rq_remove(tr__sched_t *s, tr__actor_t *a) {
+static inline void rq_unlink(tr__sched_t *s, tr__actor_t *a) {
+  if (a == s->rqf_end) s->rqf_end = a->rq_prev;
   if (a->rq_prev) a->rq_prev->rq_next = a->rq_next;
   else s->rq_head = a->rq_next;
   if (a->rq_next) a->rq_next->rq_prev = a->rq_prev;
@@ -119,16 +156,65 @@ void tr__rq_remove(tr__sched_t *s, tr__actor_t *a) {
   a->rq_next = a->rq_prev = NULL;
 }
 
+/* Takes the next actor to run; a new slice starts (no batch, no hand-off). */
+static inline tr__actor_t *rq_pop(tr__sched_t *s) {
+  tr__actor_t *a;
+  s->rqf_last = NULL;
+  s->handoff = NULL;
+  if (s->rqf_end == NULL) {
+    s->front_run = 0;
+  } else if (TR__UNLIKELY(s->front_run++ >= TR__RQ_FRONT_RUN)) {
+    rq_demote_front(s); /* the front's turn is over */
+    s->front_run = 0;
+  }
+  if ((a = s->rq_head) == NULL) return NULL;
+  if (a == s->rqf_end) s->rqf_end = NULL;
+  s->rq_head = a->rq_next;
+  if (a->rq_next) a->rq_next->rq_prev = NULL;
+  else s->rq_tail = NULL;
+  a->rq_next = NULL;
+  return a;
+}
+
+void tr__rq_remove(tr__sched_t *s, tr__actor_t *a) {
+  if (a == s->rqf_last) s->rqf_last = a->rq_prev;
+  rq_unlink(s, a);
+}
+
 static void idle_cb(uv_idle_t *h);
 
-void tr__sched_wake(tr__sched_t *s, tr__actor_t *a) {
-  if (a->state != TR__ST_WAITING) return;
-  a->state = TR__ST_RUNNABLE;
-  rq_push(s, a);
+/* Attached: the host's loop must call back while actors are runnable. */
+static inline void idle_ensure(tr__sched_t *s) {
   if (s->rt->attached && !s->idle_active && !s->in_drain) {
     uv_idle_start(&s->idle, idle_cb);
     s->idle_active = 1;
   }
+}
+
+void tr__sched_wake(tr__sched_t *s, tr__actor_t *a) {
+  if (a->state != TR__ST_WAITING) return;
+  a->state = TR__ST_RUNNABLE;
+  back_push(s, a);
+  s->handoff = a; /* read only if the running actor exits in this slice */
+  idle_ensure(s);
+}
+
+void tr__sched_yield(tr__sched_t *s, tr__actor_t *a) {
+  if (s->rqf_end != NULL) rq_demote_front(s);
+  a->state = TR__ST_WAITING;
+  tr__sched_wake(s, a);
+  tr__sched_block(s, a);
+}
+
+void tr__sched_start(tr__sched_t *s, tr__actor_t *a) {
+  a->state = TR__ST_RUNNABLE;
+  if (s->current != NULL) {
+    front_insert(s, a, s->rqf_last);
+    s->rqf_last = a;
+  } else {
+    back_push(s, a);
+  }
+  idle_ensure(s);
 }
 
 /* ---- switching with sanitizer annotations ------------------------------- */
@@ -259,7 +345,12 @@ void tr__sched_block(tr__sched_t *s, tr__actor_t *a) {
 
 /* Ends the current actor for good: main reaps it. */
 _Noreturn void tr__sched_exit_current(tr__sched_t *s, tr__actor_t *a) {
+  tr__actor_t *h = s->handoff;
   if (s->out_mask != 0) tr__outbox_flush_all(s);
+  if (h != NULL && h != a && h->state == TR__ST_RUNNABLE) {
+    rq_unlink(s, h); /* the actor it woke last runs next (see run queue) */
+    front_insert(s, h, NULL);
+  }
   a->state = TR__ST_DEAD;
   a->dying_next = NULL;
   if (s->dying_tail) s->dying_tail->dying_next = a;

@@ -298,7 +298,14 @@ static void on_retry(sup_t *sup, tr_msg_t *m) {
       o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
     return;
   c = tr__sup_by_key(sup, o->via.array.ptr[1].via.u64);
-  if (c != NULL && c->state == TR_CHILD_RESTARTING) restart_now(sup, c);
+  if (c == NULL || c->state != TR_CHILD_RESTARTING) return;
+  /* A retry at once waits for one round of everything else that can run
+   * (what made the start fail, e.g. an old child still holding a name,
+   * must get a turn), as OTP's try_again_restart does. Our own message
+   * alone would not: the child we spawn and its exit run ahead of older
+   * runnable actors (doc/design.md, "Run-queue order"). */
+  if (tr_msg_kind(m) == TR_MSG_USER) tr_yield();
+  if (c->state == TR_CHILD_RESTARTING) restart_now(sup, c);
 }
 
 _Noreturn static void serve(sup_t *sup) {

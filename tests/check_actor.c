@@ -1,12 +1,13 @@
 /* Check suite for the actor lifecycle (actors/actor.c, actors/ledger.c):
- * spawn, self, yield, exit reasons, spawn options, scale, stale pids,
+ * spawn, self, yield, run order (the run queue's front and its fairness
+ * bound, src/sched.c), exit reasons, spawn options, scale, stale pids,
  * per-actor errno, the actor-only guard, deferred cleanups and the arena. */
 #include <errno.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "testutil.h"
-#include "internal.h" /* TR__IDX_MASK: to check that a pid slot was reused */
+#include "internal.h" /* TR__IDX_MASK, TR__RQ_FRONT_RUN, stack pool stats */
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -210,6 +211,334 @@ START_TEST(test_yield_alone) {
   int n = 0;
   tr_test_run(lone_yielder, &n);
   ck_assert_int_eq(n, 1000);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Run order: spawned actors and hand-offs run first, within a bound        */
+/* ------------------------------------------------------------------------ */
+
+/* All on one scheduler: the subject is the run queue's order. */
+
+static order_t run_order;
+
+static void mark(char c) {
+  if (run_order.n + 1 < sizeof(run_order.seq)) run_order.seq[run_order.n++] = c;
+}
+
+static void mark_leaf(void *arg) { mark((char)(intptr_t)arg); }
+
+static void mark_then_spawn(void *arg) {
+  mark((char)(intptr_t)arg);
+  TR_OK(tr_spawn(NULL, mark_leaf, (void *)(intptr_t)'a', NULL, NULL));
+  TR_OK(tr_spawn(NULL, mark_leaf, (void *)(intptr_t)'b', NULL, NULL));
+}
+
+static tr_pid_t order_parent;
+
+static void mark_and_tell(void *arg) {
+  mark((char)(intptr_t)arg);
+  TR_OK(tr_send(order_parent, ONE, sizeof(ONE)));
+}
+
+static void mark_yield(void *arg) { /* X: 'X', yield, 'x' */
+  (void)arg;
+  mark('X');
+  TR_OK(tr_yield());
+  mark('x');
+}
+
+static void spawn_three_wait(void *arg) {
+  tr_msg_t *m;
+  (void)arg;
+  order_parent = tr_self();
+  mark('P');
+  TR_OK(tr_spawn(NULL, mark_then_spawn, (void *)(intptr_t)'1', NULL, NULL));
+  TR_OK(tr_spawn(NULL, mark_leaf, (void *)(intptr_t)'2', NULL, NULL));
+  TR_OK(tr_spawn(NULL, mark_and_tell, (void *)(intptr_t)'3', NULL, NULL));
+  TR_OK(tr_recv(&m, -1));
+  tr_msg_free(m);
+  mark('p');
+}
+
+START_TEST(test_spawned_run_first_in_order) {
+  /* While P waits, its children run in spawn order, each one's own
+   * children before its next sibling (depth-first), all ahead of X, which
+   * was runnable before them; the last one's message wakes P, and as it
+   * exits P runs next. First-in-first-out would give XPx123abp. */
+  tr_runtime_t *rt = NULL;
+  memset(&run_order, 0, sizeof(run_order));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  TR_OK(tr_spawn(rt, mark_yield, NULL, NULL, NULL));
+  TR_OK(tr_spawn(rt, spawn_three_wait, NULL, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_str_eq(run_order.seq, "XP1ab23px");
+}
+END_TEST
+
+static void spawn_two_yield(void *arg) {
+  (void)arg;
+  mark('P');
+  TR_OK(tr_spawn(NULL, mark_leaf, (void *)(intptr_t)'1', NULL, NULL));
+  TR_OK(tr_spawn(NULL, mark_leaf, (void *)(intptr_t)'2', NULL, NULL));
+  TR_OK(tr_yield());
+  mark('p');
+}
+
+START_TEST(test_yield_runs_all_runnable_first) {
+  /* tr_yield: every other runnable actor runs once first, in queue order:
+   * X (runnable before P's children), then the children, then P. */
+  tr_runtime_t *rt = NULL;
+  memset(&run_order, 0, sizeof(run_order));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  TR_OK(tr_spawn(rt, mark_yield, NULL, NULL, NULL));
+  TR_OK(tr_spawn(rt, spawn_two_yield, NULL, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_str_eq(run_order.seq, "XPx12p");
+}
+END_TEST
+
+static tr_pid_t result_waiter;
+
+static void result_child(void *arg) {
+  (void)arg;
+  mark('C');
+  TR_OK(tr_send(result_waiter, ONE, sizeof(ONE)));
+  mark('c'); /* the waiter runs only once this child has exited */
+}
+
+static void result_waiter_actor(void *arg) {
+  tr_msg_t *m;
+  (void)arg;
+  result_waiter = tr_self();
+  mark('W');
+  TR_OK(tr_spawn(NULL, result_child, NULL, NULL, NULL));
+  TR_OK(tr_recv(&m, -1));
+  tr_msg_free(m);
+  mark('w');
+}
+
+static void yield_thrice(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 3; i++) {
+    mark('y');
+    TR_OK(tr_yield());
+  }
+}
+
+START_TEST(test_exit_hands_off_to_woken) {
+  /* An actor that exits hands the CPU to the actor it woke last: the
+   * waiter runs before Y, which was runnable first. */
+  tr_runtime_t *rt = NULL;
+  memset(&run_order, 0, sizeof(run_order));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  TR_OK(tr_spawn(rt, yield_thrice, NULL, NULL, NULL));
+  TR_OK(tr_spawn(rt, result_waiter_actor, NULL, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_str_eq(run_order.seq, "yWCcwyy");
+}
+END_TEST
+
+static tr_pid_t order_server;
+
+static void serve_nine(void *arg) {
+  (void)arg;
+  order_server = tr_self();
+  for (int i = 0; i < 9; i++) {
+    tr_msg_t *m;
+    const unsigned char *d;
+    TR_OK(tr_recv(&m, -1));
+    d = tr_msg_data(m, NULL);
+    mark((char)d[0]);
+    TR_OK(tr_send(tr_msg_from(m), ONE, sizeof(ONE)));
+    tr_msg_free(m);
+  }
+}
+
+static void ask_three(void *arg) {
+  unsigned char id = (unsigned char)(intptr_t)arg; /* a fixint: 'A' < 128 */
+  for (int i = 0; i < 3; i++) {
+    tr_msg_t *m;
+    TR_OK(tr_send(order_server, &id, 1));
+    TR_OK(tr_recv(&m, -1));
+    tr_msg_free(m);
+  }
+}
+
+START_TEST(test_woken_actors_take_turns) {
+  /* A wake-up by a message queues at the back: a server's clients are
+   * served in turn, none monopolises it by answering at once. */
+  tr_runtime_t *rt = NULL;
+  memset(&run_order, 0, sizeof(run_order));
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  TR_OK(tr_spawn(rt, serve_nine, NULL, NULL, NULL));
+  for (char c = 'A'; c <= 'C'; c++)
+    TR_OK(tr_spawn(rt, ask_three, (void *)(intptr_t)c, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_str_eq(run_order.seq, "ABCABCABC");
+}
+END_TEST
+
+/* Skynet (bench/w3_spawn.c) with 10,000 leaves: 11,111 actors. */
+typedef struct {
+  uint64_t num, size;
+  tr_pid_t parent;
+} sky_t;
+
+static size_t sky_peak_live;
+static uint64_t sky_sum;
+static int sky_bad;
+
+static void sky_node(void *arg) {
+  sky_t me = *(sky_t *)arg;
+  uint64_t total = 0;
+  unsigned char buf[9];
+  free(arg);
+  if (me.size > 1) {
+    for (uint64_t i = 0; i < 10; i++) {
+      sky_t *c = malloc(sizeof(*c));
+      if (c == NULL) abort();
+      c->num = me.num + i * (me.size / 10);
+      c->size = me.size / 10;
+      c->parent = tr_self();
+      if (tr_spawn(NULL, sky_node, c, NULL, NULL) != 0) sky_bad++;
+    }
+    for (int i = 0; i < 10; i++) {
+      tr_msg_t *m;
+      uint64_t v = 0;
+      if (tr_recv(&m, -1) != 0) {
+        sky_bad++;
+        return;
+      }
+      const unsigned char *d = tr_msg_data(m, NULL);
+      for (int k = 1; k < 9; k++) v = (v << 8) | d[k];
+      total += v;
+      tr_msg_free(m);
+    }
+  } else {
+    size_t live = tr_runtime_actor_count(tr_runtime_current());
+    if (live > sky_peak_live) sky_peak_live = live;
+    total = me.num;
+  }
+  if (me.parent == TR_PID_NONE) {
+    sky_sum = total;
+    return;
+  }
+  buf[0] = 0xcf; /* msgpack uint 64 */
+  for (int k = 0; k < 8; k++) buf[1 + k] = (unsigned char)(total >> (56 - 8 * k));
+  if (tr_send(me.parent, buf, sizeof(buf)) != 0) sky_bad++;
+}
+
+START_TEST(test_spawn_tree_live_set_bounded) {
+  /* Spawned actors run first, and an exiting leaf hands the CPU to its
+   * waiting parent: the tree runs depth-first, so few of its 11,111 actors
+   * are alive at once and few stack slots are ever carved (a freed slot is
+   * reused). First-in-first-out order keeps all 11,111 alive and carves a
+   * slot for each; queueing woken parents at the back keeps ~1,200. */
+  tr_runtime_t *rt = NULL;
+  tr_config_t cfg = *tr_test_cfg1();
+  tr__stack_stats_t st;
+  sky_t *root = malloc(sizeof(*root));
+  size_t carved;
+  ck_assert_ptr_nonnull(root);
+  root->num = 0;
+  root->size = 10000;
+  root->parent = TR_PID_NONE;
+  sky_peak_live = 0;
+  sky_sum = 0;
+  sky_bad = 0;
+  cfg.stack_size = 16 * 1024;
+  TR_OK(tr_runtime_new(&rt, &cfg));
+  TR_OK(tr_spawn(rt, sky_node, root, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  tr__stack_pool_stats(rt->sched.stacks, &st);
+  carved = st.in_use + st.cached + st.released;
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(sky_bad, 0);
+  ck_assert_uint_eq(sky_sum, 10000ull * 9999 / 2);
+  ck_assert_uint_le(sky_peak_live, 400);
+  ck_assert_uint_le(carved, 400);
+}
+END_TEST
+
+/* An endless-looking spawn chain: each link spawns the next and exits. */
+typedef struct {
+  int links, limit;
+  int victim_runs, max_gap, last_seen; /* the victim's turns, in links */
+  int sibling_at;                      /* links when the sibling ran */
+} chain_t;
+
+static chain_t chain;
+
+static void chain_link(void *arg) {
+  (void)arg;
+  if (++chain.links < chain.limit)
+    TR_OK(tr_spawn(NULL, chain_link, NULL, NULL, NULL));
+}
+
+static void chain_victim(void *arg) {
+  (void)arg;
+  for (;;) {
+    if (chain.links - chain.last_seen > chain.max_gap)
+      chain.max_gap = chain.links - chain.last_seen;
+    chain.last_seen = chain.links;
+    if (chain.links >= chain.limit) break;
+    chain.victim_runs++;
+    TR_OK(tr_yield());
+  }
+}
+
+START_TEST(test_spawn_chain_cannot_starve_runnable) {
+  /* Fairness bound: after TR__RQ_FRONT_RUN dispatches from the front, the
+   * front moves behind the actors waiting at the back. The victim, runnable
+   * (yielding) before the chain starts, runs at least once every
+   * TR__RQ_FRONT_RUN + 2 links; without the bound it would wait for all
+   * 20,000. */
+  tr_runtime_t *rt = NULL;
+  memset(&chain, 0, sizeof(chain));
+  chain.limit = 20000;
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  TR_OK(tr_spawn(rt, chain_victim, NULL, NULL, NULL));
+  TR_OK(tr_spawn(rt, chain_link, NULL, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(chain.links, chain.limit);
+  ck_assert_int_le(chain.max_gap, TR__RQ_FRONT_RUN + 2);
+  ck_assert_int_ge(chain.victim_runs, chain.limit / (TR__RQ_FRONT_RUN + 2));
+}
+END_TEST
+
+static void chain_sibling(void *arg) {
+  (void)arg;
+  chain.sibling_at = chain.links;
+}
+
+static void chain_and_sibling(void *arg) {
+  (void)arg;
+  TR_OK(tr_spawn(NULL, chain_link, NULL, NULL, NULL));
+  TR_OK(tr_spawn(NULL, chain_sibling, NULL, NULL, NULL));
+}
+
+START_TEST(test_spawn_chain_cannot_starve_sibling) {
+  /* The sibling is queued in the front behind the first link; every new
+   * link goes ahead of it. At the end of the chain's turn the bound moves
+   * it to the back with the link of the moment; the chain's next turn
+   * ends behind it: it runs within two turns, not after the whole chain. */
+  tr_runtime_t *rt = NULL;
+  memset(&chain, 0, sizeof(chain));
+  chain.limit = 20000;
+  chain.sibling_at = -1;
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  TR_OK(tr_spawn(rt, chain_and_sibling, NULL, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  ck_assert_int_eq(chain.links, chain.limit);
+  ck_assert_int_ge(chain.sibling_at, 0);
+  ck_assert_int_le(chain.sibling_at, 2 * (TR__RQ_FRONT_RUN + 1));
 }
 END_TEST
 
@@ -943,6 +1272,7 @@ static Suite *suite_actor(void) {
   TCase *opts = tcase_create("opts");
   TCase *scale = tcase_create("scale");
   TCase *ledger = tcase_create("ledger");
+  TCase *order = tcase_create("order");
 
   tcase_add_test(basic, test_spawn_outside);
   tcase_add_test(basic, test_spawn_inside);
@@ -955,6 +1285,15 @@ static Suite *suite_actor(void) {
   tcase_add_test(basic, test_errno_per_actor);
   tcase_add_test(basic, test_actor_only_outside);
   suite_add_tcase(s, basic);
+
+  tcase_add_test(order, test_spawned_run_first_in_order);
+  tcase_add_test(order, test_yield_runs_all_runnable_first);
+  tcase_add_test(order, test_exit_hands_off_to_woken);
+  tcase_add_test(order, test_woken_actors_take_turns);
+  tcase_add_test(order, test_spawn_tree_live_set_bounded);
+  tcase_add_test(order, test_spawn_chain_cannot_starve_runnable);
+  tcase_add_test(order, test_spawn_chain_cannot_starve_sibling);
+  suite_add_tcase(s, order);
 
   tcase_add_test(opts, test_spawn_opts_inside);
   tcase_add_test(opts, test_spawn_opts_outside);
