@@ -27,6 +27,90 @@ void tr__reason_set(tr_reason_t *r, tr_reason_kind_t kind) {
   r->kind = kind;
 }
 
+/* ---- exit reasons --------------------------------------------------------
+ *
+ * A live actor carries no reason, only a pointer (tr__actor_t.exit). A
+ * plain reason (a kind and nothing else: normal, shutdown, killed, ...)
+ * points into a shared table. The running actor's own exit with details
+ * (tr_exit_error, a fault, the stack reserve, a supervisor's reason) goes
+ * into its scheduler's record, exit_rec: an actor that exits is reaped
+ * before any other actor runs on its scheduler, so the record is free
+ * again by the next such exit, and the fault handler can fill it without
+ * allocating. Only a reason with details given to an actor that is not
+ * running, or pending while it runs (an exit signal), is allocated. */
+
+#define PLAIN(k) [k] = {.reason = {.kind = k}}
+static const tr__exit_t plain_exits[TR_REASON__COUNT] = {
+    PLAIN(TR_REASON_NORMAL),         PLAIN(TR_REASON_SHUTDOWN),
+    PLAIN(TR_REASON_KILL),           PLAIN(TR_REASON_KILLED),
+    PLAIN(TR_REASON_NOPROC),         PLAIN(TR_REASON_ERROR),
+    PLAIN(TR_REASON_STACK_OVERFLOW), PLAIN(TR_REASON_SEGV),
+    PLAIN(TR_REASON_BUS),            PLAIN(TR_REASON_FPE),
+    PLAIN(TR_REASON_ILL),            PLAIN(TR_REASON_ABORT),
+    PLAIN(TR_REASON_TRAP),           PLAIN(TR_REASON_MAILBOX_OVERFLOW),
+};
+#undef PLAIN
+_Static_assert(TR_REASON__COUNT == 14, "one plain exit per reason kind");
+
+static int reason_is_plain(const tr_reason_t *r) {
+  return (unsigned)r->kind < TR_REASON__COUNT && r->code == 0 &&
+         r->addr == 0 && r->pc == 0 && r->text[0] == '\0';
+}
+
+static void exit_release(tr__actor_t *a) {
+  if (a->exit_owned) free((void *)a->exit);
+  a->exit = NULL;
+  a->exit_owned = 0;
+}
+
+static void exit_plain(tr__actor_t *a, tr_reason_kind_t kind) {
+  exit_release(a);
+  a->exit = &plain_exits[(unsigned)kind < TR_REASON__COUNT ? kind
+                                                           : TR_REASON_ERROR];
+}
+
+/* a, which is not running or gets a pending exit, keeps a copy of r until
+ * it is reaped. Without memory only the kind is kept. */
+static void exit_keep(tr__actor_t *a, const tr_reason_t *r) {
+  tr__exit_t *e;
+  if (reason_is_plain(r) || (e = malloc(sizeof(*e))) == NULL) {
+    exit_plain(a, r->kind);
+    return;
+  }
+  e->reason = *r;
+  e->bt[0] = 0;
+  exit_release(a);
+  a->exit = e;
+  a->exit_owned = 1;
+}
+
+/* The running actor's exit record, cleared, now a's exit. */
+static tr__exit_t *exit_record(tr__actor_t *a) {
+  tr__exit_t *e = &a->s->exit_rec;
+  exit_release(a);
+  memset(&e->reason, 0, sizeof(e->reason));
+  e->bt[0] = 0;
+  a->exit = e;
+  return e;
+}
+
+const tr_reason_t *tr__actor_reason(const tr__actor_t *a) {
+  return a->exit != NULL ? &a->exit->reason : &plain_exits[0].reason;
+}
+
+_Noreturn void tr__actor_exit_with(tr__actor_t *a, const tr_reason_t *r) {
+  if (reason_is_plain(r)) exit_plain(a, r->kind);
+  else exit_record(a)->reason = *r;
+  tr__sched_exit_current(a->s, a);
+}
+
+/* No free here, just after a fault: a pending reason's allocation, if
+ * any, takes the record instead (and is freed with a). */
+void tr__actor_exit_faulted(tr__actor_t *a) {
+  if (a->exit_owned) *(tr__exit_t *)a->exit = a->s->exit_rec;
+  else a->exit = &a->s->exit_rec;
+}
+
 void tr_spawn_opts_init(tr_spawn_opts_t *opts) {
   if (opts == NULL) return;
   memset(opts, 0, sizeof(*opts));
@@ -47,9 +131,10 @@ tr__actor_t *tr__actor_enter(int *err) {
     return NULL;
   }
   if (TR__UNLIKELY((uintptr_t)&probe < a->stack_limit)) {
-    tr__reason_set(&a->reason, TR_REASON_STACK_OVERFLOW);
-    a->reason.addr = (uintptr_t)&probe;
-    snprintf(a->reason.text, sizeof(a->reason.text),
+    tr__exit_t *e = exit_record(a);
+    e->reason.kind = TR_REASON_STACK_OVERFLOW;
+    e->reason.addr = (uintptr_t)&probe;
+    snprintf(e->reason.text, sizeof(e->reason.text),
              "stack reserve exhausted at runtime entry");
     tr__sched_exit_current(s, a);
   }
@@ -67,12 +152,13 @@ static void actor_main(void *arg) {
   if (sigsetjmp(env, 0) == 0) {
     a->fault_env = &env;
     a->fn(a->arg);
-    tr__reason_set(&a->reason, TR_REASON_NORMAL);
+    exit_plain(a, TR_REASON_NORMAL);
   } else {
-    /* Back from the fault handler: a->reason was filled in there. The
-     * signal stays blocked after siglongjmp(env, 0); unblock it. */
+    /* Back from the fault handler: it filled in s->exit_rec. The signal
+     * stays blocked after siglongjmp(env, 0); unblock it. */
     tr__fiber_unwound(a);
     pthread_sigmask(SIG_SETMASK, &s->sigmask, NULL);
+    tr__actor_exit_faulted(a);
   }
   a->fault_env = NULL;
   tr__sched_exit_current(s, a);
@@ -547,22 +633,24 @@ int tr_exit(tr_reason_kind_t kind) {
     return (s && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
   }
   if ((unsigned)kind >= TR_REASON__COUNT) return TR_EINVAL;
-  tr__reason_set(&a->reason, kind == TR_REASON_KILL ? TR_REASON_KILLED : kind);
+  exit_plain(a, kind == TR_REASON_KILL ? TR_REASON_KILLED : kind);
   tr__sched_exit_current(a->s, a);
 }
 
 int tr_exit_error(int code, const char *fmt, ...) {
   tr__actor_t *a = tr__current();
+  tr__exit_t *e;
   va_list ap;
   if (a == NULL) {
     tr__sched_t *s = tr__tls_sched;
     return (s && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
   }
-  tr__reason_set(&a->reason, TR_REASON_ERROR);
-  a->reason.code = code;
+  e = exit_record(a);
+  e->reason.kind = TR_REASON_ERROR;
+  e->reason.code = code;
   if (fmt != NULL) {
     va_start(ap, fmt);
-    vsnprintf(a->reason.text, sizeof(a->reason.text), fmt, ap);
+    vsnprintf(e->reason.text, sizeof(e->reason.text), fmt, ap);
     va_end(ap);
   }
   tr__sched_exit_current(a->s, a);
@@ -584,12 +672,12 @@ void tr__actor_kill(tr__sched_t *s, tr__actor_t *a, const tr_reason_t *r) {
   if (a->state == TR__ST_DEAD) return;
   if (a == s->current) {
     if (!a->exit_pending) {
-      a->reason = *r;
+      exit_keep(a, r);
       a->exit_pending = 1;
     }
     return;
   }
-  a->reason = *r;
+  exit_keep(a, r);
   mark_dead(s, a); /* the pid is stale and the name free at once */
   if (a->state == TR__ST_RUNNABLE) tr__rq_remove(s, a);
   tr__timer_disarm(s, &a->wait_timer);
@@ -606,11 +694,12 @@ static void actor_free(tr__actor_t *a) {
   tr__mailbox_clear(a);
   free(a->links);
   tr__slots_release(&s->pids, (uint32_t)(a->pid & TR__IDX_MASK));
-  if (a->reason.kind == TR_REASON_STACK_OVERFLOW) /* touched to the guard */
+  if (tr__actor_reason(a)->kind == TR_REASON_STACK_OVERFLOW) /* to the guard */
     tr__stack_put_touched(s->stacks, &a->stack);
   else
     tr__stack_put(s->stacks, &a->stack);
   tr__fiber_destroy(a);
+  exit_release(a);
   free(a);
   tr__live_dec(s);
 }
@@ -619,7 +708,7 @@ static void actor_free(tr__actor_t *a) {
  * restarted successor finds ports and files free), its name and timers,
  * then the exit signals and DOWN messages that tell others. */
 static void reap_one(tr__sched_t *s, tr__actor_t *a) {
-  if (tr_reason_is_crash(a->reason.kind)) tr__crash_report(s, a);
+  if (tr_reason_is_crash(tr__actor_reason(a)->kind)) tr__crash_report(s, a);
   s->in_cleanup++;
   tr__ledger_release(a);
   s->in_cleanup--;

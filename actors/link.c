@@ -176,13 +176,13 @@ void tr__links_notify(tr__actor_t *a) {
   for (uint32_t i = 0; i < a->nlinks; i++) {
     tr__actor_t *b;
     if (is_remote(s, a->links[i])) {
-      tr__sig_send(s->rt, TR__SIG_EXIT, a->links[i], a->pid, 0, &a->reason,
-                   NULL, 0, 1);
+      tr__sig_send(s->rt, TR__SIG_EXIT, a->links[i], a->pid, 0,
+                   tr__actor_reason(a), NULL, 0, 1);
       continue;
     }
     if ((b = tr__lookup(s, a->links[i])) == NULL) continue;
     links_del(b, a->pid);
-    tr__exit_signal(s, b, a->pid, &a->reason, 1);
+    tr__exit_signal(s, b, a->pid, tr__actor_reason(a), 1);
   }
   a->nlinks = 0;
 }
@@ -338,11 +338,11 @@ void tr__monitors_release(tr__actor_t *a) {
     mon_unlink_target(m);
     if (m->watcher != NULL) {
       mon_unlink_watcher(m);
-      tr__deliver_down(m->watcher, m->ref, a->pid, &a->reason);
+      tr__deliver_down(m->watcher, m->ref, a->pid, tr__actor_reason(a));
     } else {
       tr__map_del(&s->rmon, m->ref);
-      tr__sig_send(s->rt, TR__SIG_DOWN, m->wpid, a->pid, m->ref, &a->reason,
-                   NULL, 0, 0);
+      tr__sig_send(s->rt, TR__SIG_DOWN, m->wpid, a->pid, m->ref,
+                   tr__actor_reason(a), NULL, 0, 0);
     }
     free(m);
   }

@@ -274,23 +274,26 @@ static tr__fault_verdict_t judge(int sig, const siginfo_t *info,
 }
 
 /* Follows the frame-pointer chain while it stays on the actor's stack. */
-static void record_backtrace(tr__actor_t *a, uintptr_t fp) {
+static void record_backtrace(const tr__actor_t *a, tr__exit_t *e, uintptr_t fp) {
   uintptr_t lo = (uintptr_t)a->stack.lo, hi = lo + a->stack.size;
   size_t n = 0;
-  while (n + 1 < sizeof(a->fault_bt) / sizeof(a->fault_bt[0]) && fp >= lo &&
+  while (n + 1 < sizeof(e->bt) / sizeof(e->bt[0]) && fp >= lo &&
          fp + 2 * sizeof(uintptr_t) <= hi && (fp & (sizeof(uintptr_t) - 1)) == 0) {
     const uintptr_t *frame = (const uintptr_t *)fp;
     if (frame[1] == 0) break;
-    a->fault_bt[n++] = frame[1];
+    e->bt[n++] = frame[1];
     if (frame[0] <= fp) break;
     fp = frame[0];
   }
-  a->fault_bt[n] = 0;
+  e->bt[n] = 0;
 }
 
+/* Fills the scheduler's exit record (no allocation in a signal handler);
+ * back in its top frame the actor takes it (tr__actor_exit_faulted). */
 static void record(tr__actor_t *a, int sig, const siginfo_t *info,
                    uintptr_t pc, uintptr_t fp) {
-  tr_reason_t *r = &a->reason;
+  tr__exit_t *e = &a->s->exit_rec;
+  tr_reason_t *r = &e->reason;
   uintptr_t addr = (uintptr_t)info->si_addr;
   memset(r, 0, sizeof(*r));
   r->kind = kind_of(sig);
@@ -299,7 +302,7 @@ static void record(tr__actor_t *a, int sig, const siginfo_t *info,
   r->code = info->si_code;
   r->addr = sig == SIGABRT ? 0 : addr;
   r->pc = pc;
-  record_backtrace(a, fp);
+  record_backtrace(a, e, fp);
 }
 
 static void fault_handler(int sig, siginfo_t *info, void *uc) {
@@ -430,18 +433,20 @@ static size_t symbolize(char *buf, size_t cap, uintptr_t pc) {
 /* One structured line per crashed actor, through the configured logger. */
 void tr__crash_report(tr__sched_t *s, tr__actor_t *a) {
   char sym[128], bt[512], name[TR_NAME_MAX];
+  const tr_reason_t *r = tr__actor_reason(a);
+  const uintptr_t *frames = a->exit != NULL ? a->exit->bt : NULL;
   size_t n = 0;
   if (!s->rt->cfg.crash_reports || s->rt->cfg.logger == NULL) return;
   tr__registry_name_of(s->rt, a->pid, name, sizeof(name));
-  symbolize(sym, sizeof(sym), a->reason.pc);
+  symbolize(sym, sizeof(sym), r->pc);
   bt[0] = 0;
-  for (int i = 0; a->fault_bt[i] != 0 && n + 1 < sizeof(bt); i++) {
+  for (int i = 0; frames != NULL && frames[i] != 0 && n + 1 < sizeof(bt); i++) {
     if (i) n += (size_t)snprintf(bt + n, sizeof(bt) - n, " ");
-    if (n < sizeof(bt)) n += symbolize(bt + n, sizeof(bt) - n, a->fault_bt[i]);
+    if (n < sizeof(bt)) n += symbolize(bt + n, sizeof(bt) - n, frames[i]);
   }
   tr__log(s, TR_LOG_ERROR,
           "crash pid=%#llx name=%s reason=%s addr=%#lx pc=%#lx at=%s bt=[%s]",
           (unsigned long long)a->pid, name[0] ? name : "-",
-          tr_reason_name(a->reason.kind), (unsigned long)a->reason.addr,
-          (unsigned long)a->reason.pc, sym, bt);
+          tr_reason_name(r->kind), (unsigned long)r->addr,
+          (unsigned long)r->pc, sym, bt);
 }

@@ -222,6 +222,15 @@ struct tr__defer {
   tr__defer_t *next;
 };
 
+/* Why an actor ended: its reason and, after a fault, the return addresses
+ * at the fault. An actor holds one only once it is dead or has an exit
+ * pending (tr__actor_t.exit), so that a live actor does not carry 184
+ * bytes it rarely needs (doc/performance.md, W5). */
+typedef struct tr__exit {
+  tr_reason_t reason;
+  uintptr_t bt[8]; /* return addresses at the fault, 0-terminated */
+} tr__exit_t;
+
 struct tr__actor {
   tr__ctx_t ctx;
   tr__sched_t *s;
@@ -232,6 +241,8 @@ struct tr__actor {
   uint8_t timed_out;     /* the wait timer fired */
   uint8_t exit_pending;  /* an exit signal arrived while running */
   uint8_t in_runtime;    /* executing runtime code (faults are fatal) */
+  uint8_t exit_owned;    /* exit was allocated for this actor */
+  uint8_t rpc_done;      /* rpc_res holds the answer to rpc_token */
   tr__actor_t *rq_next, *rq_prev;
   /* mailbox: FIFO of undelivered messages; held: received, not freed */
   tr_msg_t *mq_head, *mq_tail;
@@ -244,8 +255,7 @@ struct tr__actor {
   tr_actor_fn fn;
   void *arg;
   sigjmp_buf *fault_env; /* top frame, for the fault handler */
-  tr_reason_t reason;    /* exit reason once dead (or pending) */
-  uintptr_t fault_bt[8]; /* return addresses at the fault, 0-terminated */
+  const tr__exit_t *exit; /* once dead or an exit is pending (actor.c) */
   /* links: pids of linked actors */
   tr_pid_t *links;
   uint32_t nlinks, caplinks;
@@ -263,7 +273,6 @@ struct tr__actor {
   /* a request to another scheduler this actor waits for (remote spawn,
    * remote cancel_timer): token, and the answer once rpc_done */
   uint64_t rpc_token;
-  uint8_t rpc_done;
   tr__rpc_res_t rpc_res;
 #ifdef TR_TSAN
   void *tsan_fiber;
@@ -354,6 +363,8 @@ struct tr__sched {
   struct tr__msg_ret *msg_out[TR__MAX_SCHEDULERS][TR__MSG_CLASSES];
   _Atomic(struct tr__msg_ret *) msg_back;
   /* crash capture */
+  tr__exit_t exit_rec;     /* the exit of the running actor (a fault, an
+                            * error): read by its reap, which comes next */
   sigset_t sigmask;        /* mask while actors run (async signals blocked) */
   sigset_t loop_mask;      /* the thread's own mask, while the loop runs */
   void *altstack;
@@ -495,6 +506,15 @@ void tr__sched_settle(tr__sched_t *s);
 void tr__actor_kill(tr__sched_t *s, tr__actor_t *a, const tr_reason_t *r);
 void tr__reap(tr__sched_t *s);
 void tr__reason_set(tr_reason_t *r, tr_reason_kind_t kind);
+/* The reason a dead (or exit-pending) actor ended with; "normal" if none
+ * was set. Valid until a is freed. */
+const tr_reason_t *tr__actor_reason(const tr__actor_t *a);
+/* The running actor a exits with r: the reason goes into the scheduler's
+ * exit record (a plain one is shared), then a ends. */
+_Noreturn void tr__actor_exit_with(tr__actor_t *a, const tr_reason_t *r);
+/* Fault path, back in a's top frame: a's exit is the scheduler's record,
+ * which the fault handler filled. */
+void tr__actor_exit_faulted(tr__actor_t *a);
 void tr__check_pending_exit(tr__actor_t *a);
 void tr__kill_all(tr__sched_t *s, tr_reason_kind_t kind);
 

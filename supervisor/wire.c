@@ -18,10 +18,9 @@
 #include "../mailbox/codec.h"
 
 _Noreturn void tr__sup_exit(const tr_reason_t *r) {
-  tr__actor_t *a = tr__current();
-  a->reason = *r;
-  if (a->reason.kind == TR_REASON_KILL) a->reason.kind = TR_REASON_KILLED;
-  tr__sched_exit_current(a->s, a);
+  tr_reason_t k = *r;
+  if (k.kind == TR_REASON_KILL) k.kind = TR_REASON_KILLED;
+  tr__actor_exit_with(tr__current(), &k);
 }
 
 static void pack_init(msgpack_sbuffer *sb, const char *tag, size_t n) {
