@@ -374,8 +374,12 @@ TR_EXTERN int tr_send_obj(tr_pid_t to, const msgpack_object *obj);
  *   s const char* (NUL-terminated string, NULL packs nil)
  *   S const char*, size_t (string with length)
  *   B const void*, size_t (binary)
+ *   I const int64_t*, size_t (an array of that many integers)
  *   p tr_pid_t (msgpack ext type TR_EXT_PID)
- * An unknown format character is TR_EINVAL and nothing is sent. */
+ * S, B and I with a NULL pointer pack nil and need count 0. The body is
+ * packed straight into the message, which needs no validation pass. An
+ * unknown format character or a NULL with a count is TR_EINVAL, a body over
+ * TR_MSG_MAX TR_EMSGSIZE; nothing is sent then. */
 TR_EXTERN int tr_send_tagged(tr_pid_t to, const char *tag, const char *fmt, ...);
 TR_EXTERN int tr_send_tagged_v(tr_pid_t to, const char *tag, const char *fmt,
                                va_list ap);

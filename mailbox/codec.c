@@ -510,13 +510,14 @@ static size_t str_head(size_t n) {
 static size_t bin_head(size_t n) { return n < 256 ? 2 : n < 65536 ? 3 : 5; }
 static size_t arr_head(size_t n) { return n < 16 ? 1 : n < 65536 ? 3 : 5; }
 
-/* Bounds on the packed size: lo counts every integer as 1 byte, hi as 9. */
+/* Bounds on the packed size (lo counts every integer as 1 byte, hi as 9)
+ * and the element objects a decode of the result needs. */
 typedef struct size_bounds {
-  size_t lo, hi;
+  size_t lo, hi, children;
 } size_bounds_t;
 
-/* Checks a (pointer, length) argument of S or B: a NULL pointer packs nil
- * and needs length 0; the length must fit a message. */
+/* Checks a (pointer, count) argument of S, B or I: a NULL pointer packs nil
+ * and needs count 0; the count must fit a message. */
 static int check_raw(const void *ptr, size_t n) {
   if (ptr == NULL) return n == 0 ? 0 : TR_EINVAL;
   return n > TR_MSG_MAX ? TR_EMSGSIZE : 0;
@@ -543,10 +544,18 @@ static int size_arg(char f, va_list *ap, size_bounds_t *sz) {
     break;
   case 'S':
   case 'B':
+  case 'I':
     ptr = va_arg(*ap, const void *);
     n = va_arg(*ap, size_t);
     if ((rc = check_raw(ptr, n)) != 0) return rc;
-    if (ptr != NULL) lo = hi = (f == 'S' ? str_head(n) : bin_head(n)) + n;
+    if (ptr == NULL) break;
+    if (f == 'I') {
+      lo = arr_head(n) + n;
+      hi = arr_head(n) + 9 * n;
+      sz->children += n;
+    } else {
+      lo = hi = (f == 'S' ? str_head(n) : bin_head(n)) + n;
+    }
     break;
   default:
     return TR_EINVAL;
@@ -556,44 +565,145 @@ static int size_arg(char f, va_list *ap, size_bounds_t *sz) {
   return sz->lo > TR_MSG_MAX ? TR_EMSGSIZE : 0;
 }
 
-/* Validates fmt against its arguments and bounds the packed size of the
- * whole tagged array. */
-static int size_tagged(const char *tag, const char *fmt, va_list *ap,
-                       size_bounds_t *sz) {
-  size_t tn = strlen(tag), nargs = strlen(fmt);
-  int rc;
+int tr__tagged_size(const char *tag, const char *fmt, va_list ap, size_t *hi,
+                    uint32_t *children) {
+  size_bounds_t sz;
+  size_t tn, nargs;
+  va_list aq;
+  int rc = 0;
+  *hi = 0;
+  *children = 0;
+  if (tag == NULL) return TR_EINVAL;
+  if (fmt == NULL) fmt = "";
+  tn = strlen(tag);
+  nargs = strlen(fmt);
   if (tn > TR_MSG_MAX) return TR_EMSGSIZE;
-  sz->lo = sz->hi = arr_head(nargs + 1) + str_head(tn) + tn;
-  for (; *fmt != '\0'; fmt++)
-    if ((rc = size_arg(*fmt, ap, sz)) != 0) return rc;
+  sz.lo = sz.hi = arr_head(nargs + 1) + str_head(tn) + tn;
+  sz.children = nargs + 1;
+  va_copy(aq, ap);
+  for (; rc == 0 && *fmt != '\0'; fmt++) rc = size_arg(*fmt, &aq, &sz);
+  va_end(aq);
+  if (rc == 0 && sz.lo > TR_MSG_MAX) rc = TR_EMSGSIZE;
+  if (rc != 0) return rc;
+  *hi = sz.hi;
+  *children = (uint32_t)sz.children; /* < lo <= TR_MSG_MAX */
   return 0;
 }
 
+/* Writers: msgpack-c's encodings (always the smallest form), straight into
+ * memory whose room the sizing pass guaranteed. */
+static ALWAYS_INLINE uint8_t *put_be(uint8_t *p, uint8_t lead, uint64_t v,
+                                     unsigned w) {
+  uint16_t v16;
+  uint32_t v32;
+  *p++ = lead;
+  switch (w) { /* one byte-swapped store */
+  case 1: *p = (uint8_t)v; break;
+  case 2: v16 = __builtin_bswap16((uint16_t)v); memcpy(p, &v16, 2); break;
+  case 4: v32 = __builtin_bswap32((uint32_t)v); memcpy(p, &v32, 4); break;
+  default: v = __builtin_bswap64(v); memcpy(p, &v, 8); break;
+  }
+  return p + w;
+}
+
+/* u >= 128: uint8/16/32/64. */
+static ALWAYS_INLINE uint8_t *put_uint_wide(uint8_t *p, uint64_t u) {
+  if (u >> 16 == 0) return u < 256 ? put_be(p, 0xcc, u, 1) : put_be(p, 0xcd, u, 2);
+  return u >> 32 == 0 ? put_be(p, 0xce, u, 4) : put_be(p, 0xcf, u, 8);
+}
+
+static ALWAYS_INLINE uint8_t *put_uint(uint8_t *p, uint64_t u) {
+  if (u < 128) {
+    *p = (uint8_t)u;
+    return p + 1;
+  }
+  return put_uint_wide(p, u);
+}
+
+static ALWAYS_INLINE uint8_t *put_int(uint8_t *p, int64_t d) {
+  if ((uint64_t)d + 32 < 160) { /* -32..127: positive or negative fixint */
+    *p = (uint8_t)d;
+    return p + 1;
+  }
+  if (d > 0) return put_uint_wide(p, (uint64_t)d);
+  if (d >= -128) return put_be(p, 0xd0, (uint64_t)d, 1);
+  if (d >= -32768) return put_be(p, 0xd1, (uint64_t)d, 2);
+  if (d >= INT32_MIN) return put_be(p, 0xd2, (uint64_t)d, 4);
+  return put_be(p, 0xd3, (uint64_t)d, 8);
+}
+
+/* A str (0xa0/0xd9), bin (0xc4) or array (0x90/0xdc) header for n. */
+static uint8_t *put_head(uint8_t *p, char f, size_t n) {
+  unsigned base = f == 'B' ? 0xc4 : f == 'I' ? 0xdb : 0xd9;
+  if (f == 'S' && n < 32) {
+    *p = (uint8_t)(0xa0 | n);
+    return p + 1;
+  }
+  if (f == 'I' && n < 16) {
+    *p = (uint8_t)(0x90 | n);
+    return p + 1;
+  }
+  if (f != 'I' && n < 256) return put_be(p, (uint8_t)base, n, 1);
+  if (n < 65536) return put_be(p, (uint8_t)(base + 1), n, 2);
+  return put_be(p, (uint8_t)(base + 2), n, 4);
+}
+
+static uint8_t *put_raw(uint8_t *p, char f, const void *ptr, size_t n) {
+  if (ptr == NULL) {
+    *p = 0xc0;
+    return p + 1;
+  }
+  p = put_head(p, f, n);
+  if (f == 'I') {
+    const int64_t *v = ptr;
+    for (size_t i = 0; i < n; i++) p = put_int(p, v[i]);
+    return p;
+  }
+  memcpy(p, ptr, n);
+  return p + n;
+}
+
 /* Packs the arguments of fmt letter f from *ap (already checked). */
-static int pack_arg(msgpack_packer *pk, char f, va_list *ap) {
+static uint8_t *put_arg(uint8_t *p, char f, va_list *ap) {
   const void *ptr;
+  double d;
+  uint64_t bits;
   size_t n;
   switch (f) {
-  case 'i': return msgpack_pack_int64(pk, va_arg(*ap, int64_t));
-  case 'u': return msgpack_pack_uint64(pk, va_arg(*ap, uint64_t));
-  case 'd': return msgpack_pack_double(pk, va_arg(*ap, double));
-  case 'b':
-    return va_arg(*ap, int) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-  case 'p': return tr_pack_pid(pk, va_arg(*ap, tr_pid_t));
+  case 'i': return put_int(p, va_arg(*ap, int64_t));
+  case 'u': return put_uint(p, va_arg(*ap, uint64_t));
+  case 'd':
+    d = va_arg(*ap, double);
+    memcpy(&bits, &d, sizeof bits);
+    return put_be(p, 0xcb, bits, 8);
+  case 'b': *p = va_arg(*ap, int) ? 0xc3 : 0xc2; return p + 1;
+  case 'p': *p++ = 0xd7; return put_be(p, TR_EXT_PID, va_arg(*ap, tr_pid_t), 8);
   case 's':
-    if ((ptr = va_arg(*ap, const char *)) == NULL) break;
-    return msgpack_pack_str_with_body(pk, ptr, strlen(ptr));
+    ptr = va_arg(*ap, const char *);
+    return put_raw(p, 'S', ptr, ptr != NULL ? strlen(ptr) : 0);
   case 'S':
   case 'B':
+  case 'I':
     ptr = va_arg(*ap, const void *);
     n = va_arg(*ap, size_t);
-    if (ptr == NULL) break;
-    return f == 'S' ? msgpack_pack_str_with_body(pk, ptr, n)
-                    : msgpack_pack_bin_with_body(pk, ptr, n);
+    return put_raw(p, f, ptr, n);
   default: /* 'n' */
-    break;
+    *p = 0xc0;
+    return p + 1;
   }
-  return msgpack_pack_nil(pk);
+}
+
+size_t tr__tagged_write(void *buf, const char *tag, const char *fmt,
+                        va_list ap) {
+  uint8_t *p = buf;
+  va_list aq;
+  if (fmt == NULL) fmt = "";
+  p = put_head(p, 'I', strlen(fmt) + 1);
+  p = put_raw(p, 'S', tag, strlen(tag));
+  va_copy(aq, ap);
+  for (; *fmt != '\0'; fmt++) p = put_arg(p, *fmt, &aq);
+  va_end(aq);
+  return (size_t)(p - (uint8_t *)buf);
 }
 
 /* Grows sb so that `need` more bytes fit without another realloc. */
@@ -606,41 +716,20 @@ static int sbuf_reserve(msgpack_sbuffer *sb, size_t need) {
   return 0;
 }
 
-/* Packs the tagged array into sb, whose room is already reserved. */
-static int pack_tagged(msgpack_sbuffer *sb, const char *tag, const char *fmt,
-                       va_list *ap) {
-  msgpack_packer pk;
-  size_t tn = strlen(tag);
-  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-  if (msgpack_pack_array(&pk, strlen(fmt) + 1) != 0 ||
-      msgpack_pack_str_with_body(&pk, tag, tn) != 0)
-    return TR_ENOMEM;
-  for (; *fmt != '\0'; fmt++)
-    if (pack_arg(&pk, *fmt, ap) != 0) return TR_ENOMEM;
-  return 0;
-}
-
 int tr__pack_tagged_sbuf(msgpack_sbuffer *sb, const char *tag, const char *fmt,
                          va_list ap) {
-  size_t start;
-  size_bounds_t sz;
-  va_list aq;
+  size_t hi, n;
+  uint32_t children;
   int rc;
 
-  if (sb == NULL || tag == NULL) return TR_EINVAL;
-  if (fmt == NULL) fmt = "";
-  start = sb->size;
-  va_copy(aq, ap); /* pass 1: check and size */
-  rc = size_tagged(tag, fmt, &aq, &sz);
-  va_end(aq);
-  if (rc == 0) rc = sbuf_reserve(sb, sz.hi);
+  if (sb == NULL) return TR_EINVAL;
+  rc = tr__tagged_size(tag, fmt, ap, &hi, &children);
+  if (rc == 0) rc = sbuf_reserve(sb, hi);
   if (rc != 0) return rc;
-  va_copy(aq, ap); /* pass 2: pack */
-  rc = pack_tagged(sb, tag, fmt, &aq);
-  va_end(aq);
-  if (rc == 0 && sb->size - start > TR_MSG_MAX) rc = TR_EMSGSIZE;
-  if (rc != 0) sb->size = start;
-  return rc;
+  n = tr__tagged_write(sb->data + sb->size, tag, fmt, ap);
+  if (n > TR_MSG_MAX) return TR_EMSGSIZE;
+  sb->size += n;
+  return 0;
 }
 
 TR_EXTERN int tr_pack_tagged_v(void **data, size_t *len, const char *tag,

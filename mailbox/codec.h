@@ -25,15 +25,30 @@
  * msgpack_object_print, user code). Deeper input is TR_EBADMSG. */
 #define TR_CODEC_DEPTH_MAX 1024
 
-/* Appends the array ["tag", args...] described by fmt (letters as for
- * tr_send_tagged; fmt NULL means no arguments) to sb. s, S and B with a NULL
- * pointer pack nil (S and B then need length 0, else TR_EINVAL). ap is read
- * through a va_copy, so the caller's ap is left untouched.
- * Cost: one pass over the arguments to size the result, at most one realloc
- * of sb (reserving the worst case up front), then the packing itself.
- * Errors: TR_EINVAL (sb or tag NULL, unknown letter, NULL with length),
- * TR_EMSGSIZE (the value would exceed TR_MSG_MAX), TR_ENOMEM. On error
- * sb->size is what it was on entry (sb may have grown its allocation). */
+/* The sizing pass of tagged packing: checks tag, fmt (letters as for
+ * tr_send_tagged; NULL means no arguments) and the arguments in ap (read
+ * through a va_copy), and gives the most bytes the packed array can take
+ * (*hi; the packed value itself may still exceed TR_MSG_MAX) and the
+ * element objects a decode of it needs (*children). s, S, B and I with a
+ * NULL pointer pack nil (S, B and I then need count 0, else TR_EINVAL).
+ * Cost: one pass over fmt and the arguments (strlen of s strings).
+ * Errors: TR_EINVAL (tag NULL, unknown letter, NULL with a count),
+ * TR_EMSGSIZE (the value cannot fit TR_MSG_MAX); *hi and *children are 0. */
+int tr__tagged_size(const char *tag, const char *fmt, va_list ap, size_t *hi,
+                    uint32_t *children);
+
+/* Packs ["tag", args...] into buf, which has room for the *hi bytes that
+ * tr__tagged_size gave for the same tag, fmt and arguments (it must have
+ * succeeded: nothing is checked again), with msgpack-c's encodings (the
+ * smallest form of each integer). Returns the bytes written. ap is read
+ * through a va_copy. Cost: one pass, a few instructions per value. */
+size_t tr__tagged_write(void *buf, const char *tag, const char *fmt, va_list ap);
+
+/* Appends the array ["tag", args...] described by fmt (as for
+ * tr__tagged_size) to sb, reserving *hi bytes first (at most one realloc).
+ * Errors: those of tr__tagged_size, TR_EINVAL for a NULL sb, TR_EMSGSIZE
+ * (the value exceeds TR_MSG_MAX), TR_ENOMEM. On error sb->size is what it
+ * was on entry (sb may have grown its allocation). */
 int tr__pack_tagged_sbuf(msgpack_sbuffer *sb, const char *tag, const char *fmt,
                          va_list ap);
 

@@ -157,12 +157,12 @@ static void pool_free(tr__sched_t *s, msgpack_object *pool, uint32_t n) {
   else msg_cache_put(s, (tr_msg_t *)(void *)pool, cls, 0);
 }
 
-/* One allocation: header, body and (EXIT/DOWN) the reason, with the
- * body's element count if the caller took it (else TR__MSG_UNCOUNTED).
- * NULL when out of memory. Inlined into the send path. */
+/* One allocation: header, room for a len-byte body and (EXIT/DOWN) the
+ * reason, with the body's element count if the caller took it (else
+ * TR__MSG_UNCOUNTED); the body is left for the caller to write. NULL when
+ * out of memory. Inlined into the send paths. */
 static inline __attribute__((always_inline)) tr_msg_t *
-msg_make(tr_msg_kind_t kind, const void *data, size_t len, int with_reason,
-         uint32_t children) {
+msg_init(tr_msg_kind_t kind, size_t len, int with_reason, uint32_t children) {
   size_t body = (len + 15) & ~(size_t)15;
   size_t total = sizeof(tr_msg_t) + body + (with_reason ? sizeof(tr_reason_t) : 0);
   tr_msg_t *m = msg_alloc(total);
@@ -177,8 +177,16 @@ msg_make(tr_msg_kind_t kind, const void *data, size_t len, int with_reason,
   m->decoded = 0;
   m->children = children;
   m->len = len;
-  if (len == 1) m->data[0] = *(const char *)data;
-  else if (len) memcpy(m->data, data, len);
+  return m;
+}
+
+/* msg_init with the body copied from data. */
+static inline __attribute__((always_inline)) tr_msg_t *
+msg_make(tr_msg_kind_t kind, const void *data, size_t len, int with_reason,
+         uint32_t children) {
+  tr_msg_t *m = msg_init(kind, len, with_reason, children);
+  if (m != NULL && len == 1) m->data[0] = *(const char *)data;
+  else if (m != NULL && len) memcpy(m->data, data, len);
   return m;
 }
 
@@ -402,16 +410,43 @@ int tr_send_obj(tr_pid_t to, const msgpack_object *obj) {
   return err;
 }
 
+/* Packs the tagged array straight into a message buffer sized by the
+ * sizing pass, which also counts the element objects: the runtime wrote
+ * the bytes itself, so they need no validation pass. A dead or stale pid
+ * is checked after the arguments (their errors are reported either way)
+ * and before any packing. */
 int tr_send_tagged_v(tr_pid_t to, const char *tag, const char *fmt,
                      va_list ap) {
-  msgpack_sbuffer sb;
+  tr__sched_t *s, *dst = NULL;
+  tr__actor_t *a = NULL;
+  tr_msg_t *m;
+  size_t hi, len;
+  uint32_t children;
   int err;
-  if (tr__current() == NULL) return tr_send(to, NULL, 0); /* the error */
-  msgpack_sbuffer_init(&sb);
-  err = tr__pack_tagged_sbuf(&sb, tag, fmt, ap);
-  if (err == 0) err = tr_send(to, sb.data, sb.size);
-  msgpack_sbuffer_destroy(&sb);
-  return err;
+  TR__ACTOR_OR_RETURN(self);
+  if ((err = tr__tagged_size(tag, fmt, ap, &hi, &children)) != 0) return err;
+  s = self->s;
+  if (TR__UNLIKELY(tr__pid_sched(to) != s->id))
+    dst = tr__pid_owner(s->rt, to);
+  else
+    a = tr__lookup(s, to);
+  if (a == NULL && dst == NULL) return 0; /* dead or stale pid: a no-op */
+  m = msg_init(TR_MSG_USER, hi, 0, children);
+  if (m == NULL) return TR_ENOMEM;
+  len = tr__tagged_write(m->data, tag, fmt, ap);
+  if (TR__UNLIKELY(len > TR_MSG_MAX)) {
+    tr__msg_destroy(m);
+    return TR_EMSGSIZE;
+  }
+  m->len = len;
+  m->from = self->pid;
+  if (a != NULL) {
+    tr__deliver(a, m);
+  } else {
+    m->to = to; /* dropped there if to is dead */
+    tr__sig_push(dst, m);
+  }
+  return 0;
 }
 
 int tr_send_tagged(tr_pid_t to, const char *tag, const char *fmt, ...) {

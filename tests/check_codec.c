@@ -579,6 +579,16 @@ START_TEST(tagged_no_args_and_long_tag) {
 END_TEST
 
 /* Calls tr__pack_tagged_sbuf with a variable argument list. */
+static int size_only(size_t *hi, uint32_t *kids, const char *tag,
+                     const char *fmt, ...) {
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  rc = tr__tagged_size(tag, fmt, ap, hi, kids);
+  va_end(ap);
+  return rc;
+}
+
 static int pack_sbuf(msgpack_sbuffer *sb, const char *tag, const char *fmt,
                      ...) {
   va_list ap;
@@ -588,6 +598,100 @@ static int pack_sbuf(msgpack_sbuffer *sb, const char *tag, const char *fmt,
   va_end(ap);
   return rc;
 }
+
+/* Packs ["payload", seq, a, b, c, name, [ints...]] with msgpack-c's packer:
+ * the reference the I letter must match byte for byte. */
+static void pack_ref_ints(msgpack_sbuffer *sb, uint64_t seq, const int64_t *v,
+                          size_t n) {
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 7);
+  msgpack_pack_str_with_body(&pk, "payload", 7);
+  msgpack_pack_uint64(&pk, seq);
+  msgpack_pack_int64(&pk, -1);
+  msgpack_pack_int64(&pk, INT64_MIN);
+  msgpack_pack_int64(&pk, 300);
+  msgpack_pack_str_with_body(&pk, "name", 4);
+  msgpack_pack_array(&pk, n);
+  for (size_t i = 0; i < n; i++) msgpack_pack_int64(&pk, v[i]);
+}
+
+START_TEST(tagged_int_array_matches_msgpack_c) {
+  /* Every width boundary of both signs, then arrays past the fixarray and
+   * array16 headers. */
+  static const int64_t edge[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
+                                 4294967295LL, 4294967296LL, INT64_MAX, -1,
+                                 -32, -33, -128, -129, -32768, -32769,
+                                 INT32_MIN, (int64_t)INT32_MIN - 1, INT64_MIN};
+  static const size_t counts[] = {0, 1, 15, 16, sizeof edge / sizeof edge[0],
+                                  65535, 65536, 70000};
+  int64_t *v = malloc(70000 * sizeof *v);
+  ck_assert_ptr_nonnull(v);
+  for (size_t i = 0; i < 70000; i++)
+    v[i] = i < sizeof edge / sizeof edge[0] ? edge[i] : (int64_t)(i * 7919) - 300000;
+  for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+    msgpack_sbuffer ref;
+    void *data = NULL;
+    size_t len = 0, n = counts[k];
+    uint64_t kids = 0;
+    msgpack_sbuffer_init(&ref);
+    pack_ref_ints(&ref, (uint64_t)1 << 40, v, n);
+    TR_OK(tr_pack_tagged(&data, &len, "payload", "uiiiSI", (uint64_t)1 << 40,
+                         (int64_t)-1, INT64_MIN, (int64_t)300, "name",
+                         (size_t)4, v, n));
+    ck_assert_uint_eq(len, ref.size);
+    ck_assert_msg(memcmp(data, ref.data, len) == 0, "bytes differ for %zu", n);
+    /* The sizing pass's count is the exact one validation takes. */
+    TR_OK(tr__codec_validate_count(data, len, &kids));
+    ck_assert_uint_eq(kids, 7 + n);
+    if (n < 100) assert_decodes_like_msgpack(data, len);
+    free(data);
+    msgpack_sbuffer_destroy(&ref);
+  }
+  free(v);
+}
+END_TEST
+
+START_TEST(tagged_int_array_size_and_errors) {
+  static const int64_t three[] = {1, -2, 3};
+  void *data = (void *)1;
+  size_t len = 99, hi = 9;
+  uint32_t kids = 9;
+  msgpack_zone z;
+  msgpack_object o;
+
+  /* NULL with count 0 packs nil, as for S and B. */
+  TR_OK(tr_pack_tagged(&data, &len, "t", "II", (const int64_t *)NULL,
+                       (size_t)0, three, (size_t)0));
+  msgpack_zone_init(&z, 256);
+  ref_unpack(data, len, &z, &o);
+  ck_assert_uint_eq(o.via.array.size, 3);
+  ck_assert_int_eq(o.via.array.ptr[1].type, MSGPACK_OBJECT_NIL);
+  ck_assert_int_eq(o.via.array.ptr[2].type, MSGPACK_OBJECT_ARRAY);
+  ck_assert_uint_eq(o.via.array.ptr[2].via.array.size, 0);
+  msgpack_zone_destroy(&z);
+  free(data);
+  /* NULL with a count, and a count no message can hold. */
+  ck_assert_int_eq(tr_pack_tagged(&data, &len, "t", "I", (const int64_t *)NULL,
+                                  (size_t)3),
+                   TR_EINVAL);
+  ck_assert_ptr_null(data);
+  ck_assert_uint_eq(len, 0);
+  ck_assert_int_eq(tr_pack_tagged(&data, &len, "t", "I", three,
+                                  (size_t)TR_MSG_MAX + 1),
+                   TR_EMSGSIZE);
+  ck_assert_int_eq(tr_pack_tagged(&data, &len, "t", "I", three, SIZE_MAX),
+                   TR_EMSGSIZE);
+  ck_assert_ptr_null(data);
+  /* The sizing pass: a bound, and the exact count; 0 and 0 on error. */
+  TR_OK(size_only(&hi, &kids, "t", "iI", (int64_t)5, three, (size_t)3));
+  ck_assert_uint_eq(kids, 3 + 3);
+  ck_assert_uint_eq(hi, 1 + 2 + 9 + 1 + 27);
+  ck_assert_int_eq(size_only(&hi, &kids, NULL, ""), TR_EINVAL);
+  ck_assert_uint_eq(hi, 0);
+  ck_assert_uint_eq(kids, 0);
+}
+END_TEST
 
 START_TEST(tagged_rejects_without_leaking) {
   void *data = (void *)1;
@@ -1141,6 +1245,8 @@ static Suite *codec_suite(void) {
   suite_add_tcase(s, tc);
   tc = tcase_create("pack");
   tcase_add_test(tc, tagged_every_letter);
+  tcase_add_test(tc, tagged_int_array_matches_msgpack_c);
+  tcase_add_test(tc, tagged_int_array_size_and_errors);
   tcase_add_test(tc, tagged_special_doubles_and_widths);
   tcase_add_test(tc, tagged_no_args_and_long_tag);
   tcase_add_test(tc, tagged_rejects_without_leaking);

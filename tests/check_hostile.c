@@ -817,6 +817,10 @@ static void row_tr_send_tagged(hctx_t *c) {
   EQ(tr_send_tagged(c->stale, "t", "B", (const void *)NULL, (size_t)1), TR_EINVAL);
   EQ(tr_send_tagged(c->stale, "t", "S", big, (size_t)TR_MSG_MAX + 1), TR_EMSGSIZE);
   EQ(tr_send_tagged(c->stale, "t", "B", big, SIZE_MAX), TR_EMSGSIZE);
+  EQ(tr_send_tagged(c->stale, "t", "I", (const int64_t *)NULL, (size_t)2), TR_EINVAL);
+  EQ(tr_send_tagged(c->stale, "t", "I", (const int64_t *)(const void *)big, SIZE_MAX),
+     TR_EMSGSIZE);
+  EQ(tr_send_tagged(c->stale, "t", "I", (const int64_t *)NULL, (size_t)0), 0);
   EQ(tr_send_tagged(c->stale, "t", "S", (const char *)NULL, (size_t)0), 0);
   EQ(tr_send_tagged(c->stale, "", ""), 0); /* an empty tag is a string */
 }
@@ -888,6 +892,9 @@ static void row_tr_pack_tagged(hctx_t *c) {
   EQ(tr_pack_tagged(&data, &len, "t", "x"), TR_EINVAL);
   EQ(tr_pack_tagged(&data, &len, "t", "B", (const void *)NULL, (size_t)5), TR_EINVAL);
   EQ(tr_pack_tagged(&data, &len, "t", "B", &b, SIZE_MAX), TR_EMSGSIZE);
+  EQ(tr_pack_tagged(&data, &len, "t", "I", (const int64_t *)NULL, (size_t)5), TR_EINVAL);
+  EQ(tr_pack_tagged(&data, &len, "t", "I", (const int64_t *)(const void *)&b, SIZE_MAX),
+     TR_EMSGSIZE);
   OK(data == NULL);
   EQ(tr_pack_tagged(&data, &len, "t", "nsp", (const char *)NULL, UINT64_MAX), 0);
   EQ(tr_msgpack_validate(data, len), 0);
