@@ -173,18 +173,28 @@ static void actor_main(void *arg) {
 
 /* ---- spawn -------------------------------------------------------------- */
 
+int tr__actor_stack_new(tr__sched_t *s, tr__actor_t *a, size_t size) {
+  int err = tr__stack_get(s->stacks, size, &a->stack);
+  if (err != 0) return err;
+  a->stack_limit = (uintptr_t)a->stack.lo + reserve_for(a);
+  tr__ctx_make(&a->ctx, a->stack.lo, a->stack.size, actor_main, a);
+#ifdef TR_TSAN
+  a->tsan_fiber = __tsan_create_fiber(0);
+#endif
+  return 0;
+}
+
 static int actor_alloc(tr__sched_t *s, size_t stack_size, tr__actor_t **out) {
   tr__actor_t *a = calloc(1, sizeof(*a));
   uint32_t idx, gen;
   int err;
   if (a == NULL) return TR_ENOMEM;
-  err = tr__stack_get(s->stacks, stack_size, &a->stack);
+  err = tr__actor_stack_new(s, a, stack_size);
   if (err != 0) goto fail_stack;
   err = tr__slots_alloc(&s->pids, a, &idx, &gen);
   if (err != 0) goto fail_slot;
   a->pid = ((uint64_t)gen << 32) | ((uint64_t)s->id << TR__IDX_BITS) | idx;
   tr__alive_set(s, idx, a->pid);
-  a->stack_limit = (uintptr_t)a->stack.lo + reserve_for(a);
   a->s = s;
   a->wait_timer.heap_idx = SIZE_MAX;
   a->wait_timer.type = TR__TIMER_WAIT;
@@ -193,6 +203,7 @@ static int actor_alloc(tr__sched_t *s, size_t stack_size, tr__actor_t **out) {
   return 0;
 fail_slot:
   tr__stack_put(s->stacks, &a->stack);
+  tr__fiber_destroy(a);
 fail_stack:
   free(a);
   return err;
@@ -278,10 +289,6 @@ static int actor_create(tr__sched_t *s, tr_actor_fn fn, void *arg,
   if (err != 0) return err;
   a->fn = fn;
   a->arg = arg;
-  tr__ctx_make(&a->ctx, a->stack.lo, a->stack.size, actor_main, a);
-#ifdef TR_TSAN
-  a->tsan_fiber = __tsan_create_fiber(0);
-#endif
   tr__live_inc(s);
   *out = a;
   return 0;
@@ -701,10 +708,13 @@ static void actor_free(tr__actor_t *a) {
   tr__mailbox_clear(a);
   free(a->links);
   tr__slots_release(&s->pids, (uint32_t)(a->pid & TR__IDX_MASK));
-  if (tr__actor_reason(a)->kind == TR_REASON_STACK_OVERFLOW) /* to the guard */
-    tr__stack_put_touched(s->stacks, &a->stack);
-  else
+  if (a->hib) {
+    /* hibernated: its stack went back to the pool already */
+  } else if (tr__actor_reason(a)->kind == TR_REASON_STACK_OVERFLOW) {
+    tr__stack_put_touched(s->stacks, &a->stack); /* touched to the guard */
+  } else {
     tr__stack_put(s->stacks, &a->stack);
+  }
   tr__fiber_destroy(a);
   exit_release(a);
   free(a);
@@ -731,6 +741,7 @@ static void reap_one(tr__sched_t *s, tr__actor_t *a) {
 /* Reaps every dead actor; runs on the scheduler stack only. */
 void tr__reap(tr__sched_t *s) {
   tr__actor_t *a;
+  if (TR__UNLIKELY(s->hib_pending != NULL)) tr__hib_release(s);
   while ((a = s->dying_head) != NULL) {
     s->dying_head = a->dying_next;
     if (s->dying_head == NULL) s->dying_tail = NULL;

@@ -292,6 +292,18 @@ TR_EXTERN tr_pid_t tr_self(void);
 /* Actor-only: lets every other runnable actor run once, then resumes. */
 TR_EXTERN int tr_yield(void);
 
+/* Actor-only, as Erlang's erlang:hibernate/3: gives the caller's stack back
+ * and waits for a message with no timeout; once its mailbox is non-empty
+ * (at once if it already is) the actor restarts by calling fn(arg) on a
+ * fresh stack, its messages still queued. Never returns on success: the
+ * stack is discarded, so pointers into it become invalid; everything else
+ * (mailbox, links, monitors, name, timers, defers, arena, trap_exit) stays.
+ * Exit signals act as on an actor blocked in tr_recv. When fn returns the
+ * actor exits normally. If no stack can be had at the wake, the actor exits
+ * with an ERROR reason (code TR_ENOMEM or TR_EMAPCOUNT). Errors: TR_EINVAL
+ * (fn NULL), TR_ENOTACTOR, TR_ECLEANUP. */
+TR_EXTERN int tr_hibernate(tr_actor_fn fn, void *arg);
+
 /* Ends the calling actor with `kind` (normal, shutdown, ...). Does not
  * return inside an actor; returns TR_ENOTACTOR outside one. */
 TR_EXTERN int tr_exit(tr_reason_kind_t kind);

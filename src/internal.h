@@ -243,6 +243,7 @@ struct tr__actor {
   uint8_t in_runtime;    /* executing runtime code (faults are fatal) */
   uint8_t exit_owned;    /* exit was allocated for this actor */
   uint8_t rpc_done;      /* rpc_res holds the answer to rpc_token */
+  uint8_t hib;           /* hibernating: no stack (actors/hibernate.c) */
   tr__actor_t *rq_next, *rq_prev;
   /* mailbox: FIFO of undelivered messages; held: received, not freed */
   tr_msg_t *mq_head, *mq_tail;
@@ -332,6 +333,7 @@ struct tr__sched {
   tr__actor_t *handoff;    /* last actor the running actor woke */
   unsigned front_run;      /* consecutive dispatches from the front */
   tr__actor_t *dying_head, *dying_tail;
+  tr__actor_t *hib_pending; /* switched to main to give its stack back */
   tr__slots_t pids;
   tr__slots_t timer_refs;
   tr__stack_pool_t *stacks;
@@ -494,6 +496,9 @@ void tr__sched_after_switch(tr__sched_t *s);
 void tr__rq_remove(tr__sched_t *s, tr__actor_t *a);
 _Noreturn void tr__sched_exit_current(tr__sched_t *s, tr__actor_t *a);
 void tr__sched_entered(tr__sched_t *s, tr__actor_t *a);
+/* The current actor a (a->hib set, fn and arg its restart) switches to
+ * main for good; main returns its stack (tr__hib_release, from reap). */
+_Noreturn void tr__sched_hibernate(tr__sched_t *s, tr__actor_t *a);
 void tr__fiber_destroy(tr__actor_t *a);
 void tr__fiber_unwound(tr__actor_t *a);
 int tr__sched_init(tr__sched_t *s, tr_runtime_t *rt, uv_loop_t *loop);
@@ -517,6 +522,15 @@ _Noreturn void tr__actor_exit_with(tr__actor_t *a, const tr_reason_t *r);
 void tr__actor_exit_faulted(tr__actor_t *a);
 void tr__check_pending_exit(tr__actor_t *a);
 void tr__kill_all(tr__sched_t *s, tr_reason_kind_t kind);
+/* Gives a a stack and a fresh context that starts a->fn(a->arg) in the
+ * top frame spawn uses. Returns 0, TR_ENOMEM or TR_EMAPCOUNT. */
+int tr__actor_stack_new(tr__sched_t *s, tr__actor_t *a, size_t size);
+
+/* hibernate.c: on main, a hibernating actor's stack goes back to the
+ * pool; when a wake finds a hibernated actor with mail, it gets a fresh
+ * stack (nonzero: it stays hibernated, or could not and was killed). */
+void tr__hib_release(tr__sched_t *s);
+int tr__hib_wake(tr__sched_t *s, tr__actor_t *a);
 
 /* link.c */
 int tr__link_pair(tr__actor_t *a, tr__actor_t *b);

@@ -191,12 +191,27 @@ static inline void idle_ensure(tr__sched_t *s) {
   }
 }
 
-void tr__sched_wake(tr__sched_t *s, tr__actor_t *a) {
-  if (a->state != TR__ST_WAITING) return;
+static inline void wake_push(tr__sched_t *s, tr__actor_t *a) {
   a->state = TR__ST_RUNNABLE;
   back_push(s, a);
   s->handoff = a; /* read only if the running actor exits in this slice */
   idle_ensure(s);
+}
+
+/* Out of line, so that the hot wake pays one test of a->hib and no
+ * registers saved for the call. */
+__attribute__((noinline, cold)) static void
+wake_hibernated(tr__sched_t *s, tr__actor_t *a) {
+  if (tr__hib_wake(s, a) == 0) wake_push(s, a);
+}
+
+void tr__sched_wake(tr__sched_t *s, tr__actor_t *a) {
+  if (a->state != TR__ST_WAITING) return;
+  if (TR__UNLIKELY(a->hib)) {
+    wake_hibernated(s, a);
+    return;
+  }
+  wake_push(s, a);
 }
 
 void tr__sched_yield(tr__sched_t *s, tr__actor_t *a) {
@@ -245,8 +260,11 @@ static inline void do_switch(tr__sched_t *s, tr__actor_t *from,
   const void *bottom;
   size_t size;
   target_stack(s, to, &bottom, &size);
+  /* A context that is never resumed (dead, or hibernating: its stack goes
+   * back to the pool) keeps no fake stack. */
   __sanitizer_start_switch_fiber(
-      (from && from->state == TR__ST_DEAD) ? NULL : &fake, bottom, size);
+      (from && (from->state == TR__ST_DEAD || from->hib)) ? NULL : &fake,
+      bottom, size);
 #endif
 #ifdef TR_TSAN
   __tsan_switch_to_fiber(to ? to->tsan_fiber : s->tsan_main, 0);
@@ -290,10 +308,12 @@ void tr__fiber_unwound(tr__actor_t *a) {
 
 void tr__fiber_destroy(tr__actor_t *a) {
 #ifdef TR_ASAN
-  /* An actor that exits, crashes or is killed never pops its frames, so
-   * their redzones stay poisoned; clear them so that the next actor given
-   * this slot (LIFO reuse) does not trip over stale poison. */
-  __asan_unpoison_memory_region(a->stack.lo, a->stack.size);
+  /* An actor that exits, crashes, is killed or hibernates never pops its
+   * frames, so their redzones stay poisoned; clear them so that the next
+   * actor given this slot (LIFO reuse) does not trip over stale poison.
+   * (A hibernated actor has no stack: lo is NULL.) */
+  if (a->stack.lo != NULL)
+    __asan_unpoison_memory_region(a->stack.lo, a->stack.size);
 #endif
 #ifdef TR_TSAN
   if (a->tsan_fiber) __tsan_destroy_fiber(a->tsan_fiber);
@@ -359,6 +379,18 @@ _Noreturn void tr__sched_exit_current(tr__sched_t *s, tr__actor_t *a) {
   s->current = NULL;
   do_switch(s, a, NULL);
   abort(); /* a dead actor is never resumed */
+}
+
+/* The current actor hibernates: it goes to main, never to the next actor,
+ * because its stack can only go back to the pool once nothing runs on it.
+ * Main does that in tr__reap, right after the switch returns there. */
+_Noreturn void tr__sched_hibernate(tr__sched_t *s, tr__actor_t *a) {
+  if (s->out_mask != 0) tr__outbox_flush_all(s);
+  a->state = TR__ST_WAITING;
+  s->hib_pending = a;
+  s->current = NULL;
+  do_switch(s, a, NULL);
+  abort(); /* a hibernated context is never resumed */
 }
 
 /* Attached scheduler 0 with other schedulers: its uv_async keeps the

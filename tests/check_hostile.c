@@ -575,6 +575,13 @@ static void row_tr_yield(hctx_t *c) {
   AO(tr_yield(), 0);
 }
 
+static void row_tr_hibernate(hctx_t *c) {
+  (void)c;
+  EQ(tr_hibernate(NULL, NULL), IN_ACTOR ? TR_EINVAL : CTXERR);
+  if (!IN_ACTOR) EQ(tr_hibernate(nop_actor, NULL), CTXERR);
+  /* inside an actor it never returns: see tests/check_hibernate.c */
+}
+
 static void row_tr_exit(hctx_t *c) {
   (void)c;
   EQ(tr_exit((tr_reason_kind_t)-1), IN_ACTOR ? TR_EINVAL : CTXERR);
@@ -2206,7 +2213,7 @@ static const row_t rows[] = {
 #endif
     /* actors */
     ROW(tr_spawn_opts_init), ROW(tr_spawn), ROW(tr_spawn_link),
-    ROW(tr_spawn_monitor), ROW(tr_self), ROW(tr_yield), ROW(tr_exit),
+    ROW(tr_spawn_monitor), ROW(tr_self), ROW(tr_yield), ROW(tr_hibernate), ROW(tr_exit),
     ROW(tr_exit_error), ROW(tr_exit_pid), ROW(tr_is_alive), ROW(tr_trap_exit),
     ROW(tr_link), ROW(tr_unlink), ROW(tr_monitor), ROW(tr_demonitor),
     /* ledger */
