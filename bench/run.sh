@@ -387,7 +387,7 @@ if [ ! -w "$RESULTS" ]; then
     RESULTS=$BUILD/results
     mkdir -p "$RESULTS"
 fi
-ORDER="W0 W0-yield W1 W2 W3 W3-skynet W4 W5 W5-1M W6 W6-p99 W6-so W6-so-p99 W7 W8"
+ORDER="W0 W0-yield W1 W2 W3 W3-skynet W4 W5 W5-1M W5-hib W5-hib-1M W6 W6-p99 W6-so W6-so-p99 W7 W8"
 PEER_ORDER="boost go erlang caf libuv"
 awk -v order="$ORDER" -v peers="$PEER_ORDER" -v csv="$RESULTS/latest.csv.tmp" '
 function median(key,    n, i, j, tmp, a) {
