@@ -300,6 +300,9 @@ START_TEST(test_crash_after_wake) {
   tr_runtime_t *rt = NULL;
   tr_config_t cfg = *tr_test_cfg1();
   tr_reason_t r;
+  /* valgrind reports the deliberate fault as an error before troupe's
+   * handler sees it (the other suites skip their crashes there too). */
+  if (tr_test_on_valgrind()) return;
   memset(&r, 0, sizeof(r));
   cfg.logger = quiet_log;
   TR_OK(tr_runtime_new(&rt, &cfg));
