@@ -219,9 +219,18 @@ END_TEST
 /* Messages                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* Keeps the CPU for us microseconds, as an actor doing real work would. */
+static void burn_us(unsigned us) {
+  double end = tr_test_now_ms() + us / 1000.0;
+  while (tr_test_now_ms() < end) {
+  }
+}
+
+/* Echoes every message to its sender until "quit"; arg, if not NULL,
+ * points to the microseconds of work each message takes first. */
 static void echo_loop(void *arg) {
+  unsigned work_us = arg ? *(const unsigned *)arg : 0;
   tr_msg_t *m;
-  (void)arg;
   for (;;) {
     size_t len;
     const void *d;
@@ -231,6 +240,7 @@ static void echo_loop(void *arg) {
       return;
     }
     d = tr_msg_data(m, &len);
+    if (work_us) burn_us(work_us);
     TR_OK(tr_send(tr_msg_from(m), d, len));
     tr_msg_free(m);
   }
@@ -1249,12 +1259,6 @@ END_TEST
 #define SLOW_FLOOD_MAX_MS 5000
 #define SLEEPS 20
 
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* SLEEPS short sleeps, then "slept" to the actor that spawned it. */
 static void sleeper(void *arg) {
   tr_pid_t to = *(tr_pid_t *)arg;
@@ -1265,9 +1269,9 @@ static void sleeper(void *arg) {
 /* Ping-pongs with e until every sleeper reported or the flood's time is
  * up; returns how many reported. Replies and reports may interleave. */
 static int flood_until_slept(tr_pid_t e, int sleepers, unsigned max_ms) {
-  uint64_t end = mono_ms() + max_ms;
+  double end = tr_test_now_ms() + max_ms;
   int slept = 0;
-  while (slept < sleepers && mono_ms() < end) {
+  while (slept < sleepers && tr_test_now_ms() < end) {
     tr_msg_t *m;
     TR_OK(tr_send_tagged(e, "ping", NULL));
     for (;;) {
@@ -1304,7 +1308,7 @@ static void credit_sender(void *arg) {
 static void cross_flood_main(void *arg) {
   tr_pid_t me = tr_self(), snd[2];
   tr_ref_t ref[2];
-  uint64_t end = mono_ms() + FLOOD_MAX_MS;
+  double end = tr_test_now_ms() + FLOOD_MAX_MS;
   unsigned got[2] = {0, 0};
   int slept = 0;
   (void)arg;
@@ -1313,7 +1317,7 @@ static void cross_flood_main(void *arg) {
     snd[i] = spawn_on(NULL, 1, credit_sender, &me);
     TR_OK(tr_monitor(snd[i], &ref[i]));
   }
-  while (slept < 1 && mono_ms() < end) {
+  while (slept < 1 && tr_test_now_ms() < end) {
     tr_msg_t *m;
     TR_OK(tr_recv(&m, WAIT_MS));
     if (tr_msg_is_tag(m, "slept")) slept++;
@@ -1332,40 +1336,14 @@ static void cross_flood_main(void *arg) {
 START_TEST(test_timers_fire_under_cross_flood) { run_main(2, cross_flood_main, NULL); }
 END_TEST
 
-/* Keeps the CPU for us microseconds, as an actor doing real work would. */
-static void burn_us(unsigned us) {
-  uint64_t end = (uint64_t)us * 1000u, t0;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  t0 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-  do clock_gettime(CLOCK_MONOTONIC, &ts);
-  while ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - t0 < end);
-}
-
-static void slow_echo(void *arg) {
-  tr_msg_t *m;
-  (void)arg;
-  for (;;) {
-    TR_OK(tr_recv(&m, -1));
-    if (tr_msg_is_tag(m, "quit")) {
-      tr_msg_free(m);
-      return;
-    }
-    size_t len;
-    const void *d = tr_msg_data(m, &len);
-    burn_us(300);
-    TR_OK(tr_send(tr_msg_from(m), d, len));
-    tr_msg_free(m);
-  }
-}
-
-/* On one scheduler, actors that work 200 us per message: a switch budget
+/* On one scheduler, actors that work 300 us per message: a switch budget
  * of thousands of switches alone would keep the loop waiting most of a
  * second per turn, so SLEEPS sleeps would outlast the flood. */
 static void slow_flood_main(void *arg) {
+  static const unsigned work_us = 300;
   tr_pid_t me = tr_self(), e;
   (void)arg;
-  TR_OK(tr_spawn(NULL, slow_echo, NULL, NULL, &e));
+  TR_OK(tr_spawn(NULL, echo_loop, (void *)&work_us, NULL, &e));
   TR_OK(tr_spawn(NULL, sleeper, &me, NULL, NULL));
   ck_assert_int_eq(flood_until_slept(e, 1, SLOW_FLOOD_MAX_MS), 1);
 }
