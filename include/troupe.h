@@ -451,6 +451,32 @@ TR_EXTERN const msgpack_object *tr_msg_obj(const tr_msg_t *msg);
 TR_EXTERN int tr_msg_reason(const tr_msg_t *msg, tr_reason_t *reason);
 /* Nonzero if the body is an array whose first element is the string tag. */
 TR_EXTERN int tr_msg_is_tag(const tr_msg_t *msg, const char *tag);
+/* The receiving mirror of tr_send_tagged: checks, in one pass over the raw
+ * body and without decoding it into objects, that the body is exactly the
+ * array ["tag", args...] described by fmt, and stores each element through
+ * pointer arguments, one letter per element:
+ *   i int64_t*   u uint64_t*   d double* (float32 or float64)   b int*
+ *   n nil (no argument)
+ *   S const char**, size_t* (str; points into the body, no NUL)
+ *   B const void**, size_t* (bin; points into the body)
+ *   I int64_t *out, size_t cap, size_t *count (an array of integers)
+ *   p tr_pid_t* (ext TR_EXT_PID)
+ * Integers may come in any msgpack form whose value fits the destination.
+ * S and B take nil as (NULL, 0), I takes it as count 0 (what those letters
+ * pack for NULL). 's' is not accepted: a string in the body has no NUL, use
+ * S. Pointers into the body stay valid until tr_msg_free. fmt NULL means no
+ * arguments. Returns 0 on a match; TR_EBADMSG if the tag, the element
+ * count, a type or a range differs (an I array longer than cap sets *count
+ * to its length) or the body is cut short; TR_EINVAL for a NULL msg, tag or
+ * pointer argument (I's out may be NULL with cap 0) or an unknown letter,
+ * whatever the body holds. On an error the outputs of elements before the
+ * offending one may have been written, none after it; the message is
+ * untouched (it can still be read with tr_msg_obj). Needs no actor. Cost:
+ * one pass over the body, no allocation. */
+TR_EXTERN int tr_msg_unpack(const tr_msg_t *msg, const char *tag,
+                            const char *fmt, ...);
+TR_EXTERN int tr_msg_unpack_v(const tr_msg_t *msg, const char *tag,
+                              const char *fmt, va_list ap);
 
 /* Actor-only. Number of messages waiting in the caller's mailbox. */
 TR_EXTERN size_t tr_mailbox_len(void);

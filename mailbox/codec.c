@@ -1,5 +1,6 @@
 /*
- * codec — msgpack validation, tagged packing, pid ext, tag test and decode.
+ * codec — msgpack validation, tagged packing and unpacking, pid ext, tag
+ * test and decode.
  *
  * Validation is a table-driven, iterative skip-scanner: one loop iteration
  * per value, each iteration consumes at least one byte, so the cost is
@@ -758,6 +759,358 @@ TR_EXTERN int tr_pack_tagged(void **data, size_t *len, const char *tag,
   rc = tr_pack_tagged_v(data, len, tag, fmt, ap);
   va_end(ap);
   return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tagged unpacking                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* The reader of tr__tagged_unpack: one pass over the raw bytes, one switch
+ * per element on its fmt letter and one on its lead byte. Every length is
+ * checked against end before it is used: the bytes need not have been
+ * validated. The readers give the position just past what they read, NULL
+ * when the bytes there are not what was asked for or are cut short. */
+
+/* Integer forms by lead byte, for the jump of int_fast. */
+enum { IK_NONE, IK_FIX, IK_U8, IK_U16, IK_U32, IK_U64, IK_I8, IK_I16, IK_I32,
+       IK_I64 };
+/* clang-format off */
+#define IK_OF(b)                                                             \
+  ((b) <= 0x7f || (b) >= 0xe0 ? IK_FIX :                                     \
+   (b) >= 0xcc && (b) <= 0xcf ? IK_U8 + ((b) & 3) :                          \
+   (b) >= 0xd0 && (b) <= 0xd3 ? IK_I8 + ((b) & 3) : IK_NONE)
+#undef C4
+#define C4(b) IK_OF(b), IK_OF((b) + 1), IK_OF((b) + 2), IK_OF((b) + 3)
+static const uint8_t int_kind[256] = {C64(0x00), C64(0x40), C64(0x80),
+                                      C64(0xc0)};
+#undef C4
+/* clang-format on */
+
+/* Reads one integer, in any of msgpack's integer forms, at p into *v (its
+ * two's-complement bits), with at least 9 bytes readable at p (the longest
+ * form): no length checks. Whether a value with the top bit set is negative
+ * or above INT64_MAX depends on the form: int_signed tells. */
+static ALWAYS_INLINE const uint8_t *int_fast(const uint8_t *p, uint64_t *v) {
+  switch (int_kind[p[0]] & 15) { /* one jump: every case is listed */
+  case IK_FIX: *v = (uint64_t)(int64_t)(int8_t)p[0]; return p + 1;
+  case IK_U8: *v = p[1]; return p + 2;
+  case IK_U16: *v = be16(p + 1); return p + 3;
+  case IK_U32: *v = be32(p + 1); return p + 5;
+  case IK_U64: *v = be64(p + 1); return p + 9;
+  case IK_I8: *v = (uint64_t)(int64_t)(int8_t)p[1]; return p + 2;
+  case IK_I16: *v = (uint64_t)(int64_t)(int16_t)be16(p + 1); return p + 3;
+  case IK_I32: *v = (uint64_t)(int64_t)(int32_t)be32(p + 1); return p + 5;
+  case IK_I64: *v = be64(p + 1); return p + 9;
+  case IK_NONE:
+  case 10 ... 15: return NULL;
+  }
+  return NULL; /* not reached */
+}
+
+/* Nonzero if the integer whose lead byte is b has a signed form (then a
+ * value with the top bit set is negative; else it is above INT64_MAX). */
+static ALWAYS_INLINE int int_signed(uint8_t b) { return b >= 0xd0; }
+
+/* int_fast near the end: the bytes left are copied into a zeroed 9-byte
+ * buffer, and the integer must not have needed more than those. */
+static NOINLINE const uint8_t *int_near_end(const uint8_t *p,
+                                            const uint8_t *end, uint64_t *v) {
+  uint8_t tmp[9] = {0};
+  size_t left = (size_t)(end - p);
+  const uint8_t *q;
+  if (left == 0 || left >= sizeof tmp) return NULL; /* (int_fast's job) */
+  memcpy(tmp, p, left);
+  q = int_fast(tmp, v);
+  if (q == NULL || (size_t)(q - tmp) > left) return NULL;
+  return p + (q - tmp);
+}
+
+static ALWAYS_INLINE const uint8_t *take_int(const uint8_t *p,
+                                             const uint8_t *end, uint64_t *v) {
+  if (likely(p != end) && *p <= 0x7f) { /* the common small value */
+    *v = *p;
+    return p + 1;
+  }
+  if (likely(end - p >= 9)) return int_fast(p, v);
+  return int_near_end(p, end, v);
+}
+
+/* A str (bin 0) or bin (bin 1): its body and length, which lie before end. */
+static ALWAYS_INLINE const uint8_t *take_raw(const uint8_t *p,
+                                             const uint8_t *end, int bin,
+                                             const uint8_t **body,
+                                             size_t *n) {
+  size_t left = (size_t)(end - p), len;
+  unsigned lead = bin ? 0xc4 : 0xd9, w;
+  uint8_t b;
+  if (unlikely(left == 0)) return NULL;
+  b = *p++;
+  left--;
+  if (!bin && (b & 0xe0) == 0xa0) { /* fixstr */
+    len = b & 0x1f;
+  } else {
+    if (b < lead || b > lead + 2) return NULL;
+    w = 1u << (b - lead);
+    if (left < w) return NULL;
+    len = load_be(p, w);
+    p += w;
+    left -= w;
+  }
+  if (left < len) return NULL;
+  *body = p;
+  *n = len;
+  return p + len;
+}
+
+/* take_raw, or nil as (NULL, 0): what S and B with NULL pack. */
+static ALWAYS_INLINE const uint8_t *take_raw_or_nil(const uint8_t *p,
+                                                    const uint8_t *end,
+                                                    int bin,
+                                                    const uint8_t **body,
+                                                    size_t *n) {
+  if (p != end && *p == 0xc0) {
+    *body = NULL;
+    *n = 0;
+    return p + 1;
+  }
+  return take_raw(p, end, bin, body, n);
+}
+
+/* An array header: its element count. */
+static ALWAYS_INLINE const uint8_t *take_array(const uint8_t *p,
+                                               const uint8_t *end,
+                                               size_t *n) {
+  uint8_t b;
+  if (unlikely(p == end)) return NULL;
+  b = *p++;
+  if ((b & 0xf0) == 0x90) {
+    *n = b & 0x0f;
+    return p;
+  }
+  if (b == 0xdc && end - p >= 2) {
+    *n = be16(p);
+    return p + 2;
+  }
+  if (b == 0xdd && end - p >= 4) {
+    *n = be32(p);
+    return p + 4;
+  }
+  return NULL;
+}
+
+/* A pid: ext TR_EXT_PID of 8 bytes, in any of the ext forms. */
+static const uint8_t *take_pid(const uint8_t *p, const uint8_t *end,
+                               tr_pid_t *pid) {
+  size_t left = (size_t)(end - p), len;
+  if (left < 10) return NULL; /* the shortest form: lead, type, 8 bytes */
+  switch (*p++) {
+  case 0xd7: len = 8; break;
+  case 0xc7: len = *p++; break;
+  case 0xc8: len = be16(p); p += 2; break;
+  case 0xc9:
+    if (left < 14) return NULL;
+    len = be32(p);
+    p += 4;
+    break;
+  default: return NULL;
+  }
+  if (len != 8 || end - p < 9 || (int8_t)p[0] != TR_EXT_PID) return NULL;
+  *pid = be64(p + 1);
+  return p + 9;
+}
+
+/* A float32 or float64. */
+static ALWAYS_INLINE const uint8_t *take_double(const uint8_t *p,
+                                                const uint8_t *end,
+                                                double *d) {
+  if (end - p >= 9 && *p == 0xcb) {
+    uint64_t bits = be64(p + 1);
+    memcpy(d, &bits, sizeof *d);
+    return p + 9;
+  }
+  if (end - p >= 5 && *p == 0xca) {
+    uint32_t bits = be32(p + 1);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    *d = f;
+    return p + 5;
+  }
+  return NULL;
+}
+
+/* Takes (and drops) the arguments of fmt letter f from *ap: TR_EINVAL for
+ * an unknown letter (or 's': the body's strings have no terminating NUL)
+ * or a NULL pointer (I accepts a NULL array with capacity 0), else 0. The
+ * checks the main loop makes, for the letters after a mismatch. */
+static int skip_args(char f, va_list *ap) {
+  const void *a, *b;
+  size_t cap;
+  switch (f) {
+  case 'i': return va_arg(*ap, int64_t *) != NULL ? 0 : TR_EINVAL;
+  case 'u':
+  case 'p': return va_arg(*ap, uint64_t *) != NULL ? 0 : TR_EINVAL;
+  case 'd': return va_arg(*ap, double *) != NULL ? 0 : TR_EINVAL;
+  case 'b': return va_arg(*ap, int *) != NULL ? 0 : TR_EINVAL;
+  case 'n': return 0;
+  case 'S':
+  case 'B':
+    a = f == 'S' ? (const void *)va_arg(*ap, const char **)
+                 : (const void *)va_arg(*ap, const void **);
+    return a != NULL && va_arg(*ap, size_t *) != NULL ? 0 : TR_EINVAL;
+  case 'I':
+    a = va_arg(*ap, int64_t *);
+    cap = va_arg(*ap, size_t);
+    b = va_arg(*ap, size_t *);
+    return (a != NULL || cap == 0) && b != NULL ? 0 : TR_EINVAL;
+  default: return TR_EINVAL;
+  }
+}
+
+int tr__tagged_unpack(const void *data, size_t len, const char *tag,
+                      const char *fmt, va_list ap) {
+  const uint8_t *p = data, *q, *end, *body;
+  size_t n, bn, cap;
+  uint64_t v;
+  int64_t *pi;
+  size_t *pn;
+  va_list aq;
+  char f;
+
+  if (data == NULL || tag == NULL) return TR_EINVAL;
+  if (fmt == NULL) fmt = "";
+  end = p + len;
+  va_copy(aq, ap);
+  /* ["tag", ...]: then n - 1 elements, one per letter */
+  if ((p = take_array(p, end, &n)) == NULL || n == 0 ||
+      (p = take_raw(p, end, 0, &body, &bn)) == NULL || bn != strlen(tag) ||
+      memcmp(body, tag, bn) != 0)
+    goto mismatch;
+  for (n--; (f = *fmt) != '\0'; fmt++, n--) {
+    if (n == 0) goto mismatch; /* more letters than elements */
+    switch (f) {
+    case 'i':
+      if ((pi = va_arg(aq, int64_t *)) == NULL) goto einval;
+      if ((q = take_int(p, end, &v)) == NULL ||
+          (v >> 63 && !int_signed(*p)))
+        goto mismatch_next;
+      *pi = (int64_t)v;
+      break;
+    case 'u': {
+      uint64_t *pu = va_arg(aq, uint64_t *);
+      if (pu == NULL) goto einval;
+      if ((q = take_int(p, end, &v)) == NULL || (v >> 63 && int_signed(*p)))
+        goto mismatch_next;
+      *pu = v;
+      break;
+    }
+    case 'd': {
+      double *pd = va_arg(aq, double *);
+      if (pd == NULL) goto einval;
+      if ((q = take_double(p, end, pd)) == NULL) goto mismatch_next;
+      break;
+    }
+    case 'b': {
+      int *pb = va_arg(aq, int *);
+      if (pb == NULL) goto einval;
+      if (p == end || (*p != 0xc2 && *p != 0xc3)) goto mismatch_next;
+      *pb = *p == 0xc3;
+      q = p + 1;
+      break;
+    }
+    case 'n':
+      if (p == end || *p != 0xc0) goto mismatch_next;
+      q = p + 1;
+      break;
+    case 'p': {
+      tr_pid_t *pp = va_arg(aq, tr_pid_t *);
+      if (pp == NULL) goto einval;
+      if ((q = take_pid(p, end, pp)) == NULL) goto mismatch_next;
+      break;
+    }
+    case 'S': {
+      const char **ps = va_arg(aq, const char **);
+      if ((pn = va_arg(aq, size_t *)) == NULL || ps == NULL) goto einval;
+      if ((q = take_raw_or_nil(p, end, 0, &body, pn)) == NULL)
+        goto mismatch_next;
+      *ps = (const char *)body;
+      break;
+    }
+    case 'B': {
+      const void **pr = va_arg(aq, const void **);
+      if ((pn = va_arg(aq, size_t *)) == NULL || pr == NULL) goto einval;
+      if ((q = take_raw_or_nil(p, end, 1, &body, pn)) == NULL)
+        goto mismatch_next;
+      *pr = body;
+      break;
+    }
+    case 'I':
+      pi = va_arg(aq, int64_t *);
+      cap = va_arg(aq, size_t);
+      pn = va_arg(aq, size_t *);
+      if ((pi == NULL && cap != 0) || pn == NULL) goto einval;
+      if (p != end && *p == 0xc0) { /* what I with NULL packs */
+        *pn = 0;
+        q = p + 1;
+        break;
+      }
+      if ((q = take_array(p, end, &bn)) == NULL) goto mismatch_next;
+      if (bn > cap) {
+        *pn = bn; /* the capacity it needs */
+        goto mismatch_next;
+      }
+      if ((uint64_t)(end - q) >= (uint64_t)bn * 9) {
+        /* every element has the 9 bytes int_fast may read */
+        for (size_t k = 0; k < bn;) {
+          const uint8_t *at;
+          uint64_t x;
+          /* a run of uint64s (the form of every value >= 2^32: ids,
+           * timestamps, hashes) takes one test of its lead byte each */
+          for (; k < bn && *q == 0xcf; k++, q += 9) {
+            if ((x = be64(q + 1)) >> 63) goto mismatch_next;
+            pi[k] = (int64_t)x;
+          }
+          if (k == bn) break;
+          at = q;
+          if (*q <= 0x7f) { /* positive fixint */
+            x = *q++;
+          } else if ((q = int_fast(q, &x)) == NULL ||
+                     (x >> 63 && !int_signed(*at))) {
+            goto mismatch_next;
+          }
+          pi[k++] = (int64_t)x;
+        }
+      } else {
+        for (size_t k = 0; k < bn; k++) {
+          const uint8_t *at = q;
+          if ((q = take_int(q, end, &v)) == NULL ||
+              (v >> 63 && !int_signed(*at)))
+            goto mismatch_next;
+          pi[k] = (int64_t)v;
+        }
+      }
+      *pn = bn;
+      break;
+    default: goto einval; /* 's' or an unknown letter */
+    }
+    p = q;
+  }
+  if (n != 0 || p != end) goto mismatch; /* elements or bytes left over */
+  va_end(aq);
+  return 0;
+
+mismatch_next: /* the arguments of *fmt are taken */
+  fmt++;
+mismatch:
+  /* The rest of fmt and its arguments are still checked, so that a bad
+   * letter or pointer is TR_EINVAL whatever the body holds. */
+  for (; *fmt != '\0'; fmt++) {
+    if (skip_args(*fmt, &aq) != 0) goto einval;
+  }
+  va_end(aq);
+  return TR_EBADMSG;
+einval:
+  va_end(aq);
+  return TR_EINVAL;
 }
 
 /* ------------------------------------------------------------------------ */

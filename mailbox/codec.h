@@ -1,8 +1,8 @@
 /*
  * codec — msgpack helpers of the mailbox layer: validation of message bodies
  * (tr_msgpack_validate, public), tagged packing (tr_pack_tagged*, public),
- * pid ext (tr_pack_pid / tr_obj_pid, public) and the internal tag test and
- * decoder below. Nothing here touches the runtime: every function is pure
+ * pid ext (tr_pack_pid / tr_obj_pid, public) and the internal tagged
+ * reader, tag test and decoder below. Nothing here touches the runtime: every function is pure
  * and thread-safe.
  *
  * tr_msgpack_validate costs O(len) (about 2 ns per value) and never recurses;
@@ -51,6 +51,19 @@ size_t tr__tagged_write(void *buf, const char *tag, const char *fmt, va_list ap)
  * was on entry (sb may have grown its allocation). */
 int tr__pack_tagged_sbuf(msgpack_sbuffer *sb, const char *tag, const char *fmt,
                          va_list ap);
+
+/* The reader of tr_msg_unpack: checks in one pass that the msgpack bytes
+ * [data, data + len) are exactly the array ["tag", args...] that fmt
+ * describes (letters and argument types as for tr_msg_unpack; NULL means
+ * no arguments) and stores each element through the pointers in ap (read
+ * through a va_copy). Safe on any bytes: nothing is read at or past
+ * data + len. str and bin outputs point into data.
+ * Errors: TR_EINVAL (data or tag NULL, an unknown letter or 's', a NULL
+ * pointer argument), else TR_EBADMSG for anything that does not match
+ * (tag, arity, a type or a range; bytes cut short or left over). Outputs
+ * of the elements before the offending one may have been written. */
+int tr__tagged_unpack(const void *data, size_t len, const char *tag,
+                      const char *fmt, va_list ap);
 
 /* Nonzero iff the msgpack bytes are an array of at least one element whose
  * first element is a str of exactly tag_len bytes equal to tag. Reads only

@@ -700,3 +700,19 @@ int tr_msg_is_tag(const tr_msg_t *m, const char *tag) {
   if (m == NULL || tag == NULL) return 0;
   return tr__codec_is_tag(m->data, m->len, tag, strlen(tag));
 }
+
+/* Reads the raw body: no decode, so nothing of m changes. */
+int tr_msg_unpack_v(const tr_msg_t *m, const char *tag, const char *fmt,
+                    va_list ap) {
+  if (m == NULL) return TR_EINVAL;
+  return tr__tagged_unpack(m->data, m->len, tag, fmt, ap);
+}
+
+int tr_msg_unpack(const tr_msg_t *m, const char *tag, const char *fmt, ...) {
+  va_list ap;
+  int err;
+  va_start(ap, fmt);
+  err = tr_msg_unpack_v(m, tag, fmt, ap);
+  va_end(ap);
+  return err;
+}

@@ -1116,6 +1116,56 @@ static void row_tr_msg_is_tag(hctx_t *c) {
   tr_msg_free(m);
 }
 
+static void row_tr_msg_unpack(hctx_t *c) {
+  tr_msg_t *m = own_msg("\x93\xa1t\x01\xc4\x01x", 7); /* ["t", 1, bin] */
+  int64_t i = 5;
+  const void *b;
+  const char *s;
+  size_t n;
+  (void)c;
+  EQ(tr_msg_unpack(NULL, "t", "iB", &i, &b, &n), TR_EINVAL);
+  EQ(tr_msg_unpack(NULL, NULL, NULL), TR_EINVAL);
+  if (m) {
+    EQ(tr_msg_unpack(m, NULL, "iB", &i, &b, &n), TR_EINVAL);
+    EQ(tr_msg_unpack(m, "t", "iB", (int64_t *)NULL, &b, &n), TR_EINVAL);
+    EQ(tr_msg_unpack(m, "t", "iB", &i, &b, (size_t *)NULL), TR_EINVAL);
+    EQ(tr_msg_unpack(m, "t", "i?", &i), TR_EINVAL);
+    EQ(tr_msg_unpack(m, "t", "is", &i, &b), TR_EINVAL);
+    EQ(tr_msg_unpack(m, "t", "iI", &i, (int64_t *)NULL, SIZE_MAX, &n), TR_EINVAL);
+    EQ(tr_msg_unpack(m, "", "iB", &i, &b, &n), TR_EBADMSG);
+    EQ(tr_msg_unpack(m, "t", "iS", &i, &s, &n), TR_EBADMSG);
+    EQ(tr_msg_unpack(m, "t", "iBn", &i, &b, &n), TR_EBADMSG);
+    EQ(tr_msg_unpack(m, "t", NULL), TR_EBADMSG);
+    EQ(tr_msg_unpack(m, "t", "iB", &i, &b, &n), 0);
+    OK(i == 1 && n == 1);
+  }
+  tr_msg_free(m);
+}
+
+static int msg_unpack_v_wrap(const tr_msg_t *m, const char *tag,
+                             const char *fmt, ...) {
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  rc = tr_msg_unpack_v(m, tag, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+static void row_tr_msg_unpack_v(hctx_t *c) {
+  tr_msg_t *m = own_msg("\x91\xa1t", 3); /* ["t"] */
+  uint64_t u;
+  (void)c;
+  EQ(msg_unpack_v_wrap(NULL, "t", NULL), TR_EINVAL);
+  if (m) {
+    EQ(msg_unpack_v_wrap(m, NULL, NULL), TR_EINVAL);
+    EQ(msg_unpack_v_wrap(m, "t", "u", (uint64_t *)NULL), TR_EINVAL);
+    EQ(msg_unpack_v_wrap(m, "t", "u", &u), TR_EBADMSG);
+    EQ(msg_unpack_v_wrap(m, "t", ""), 0);
+  }
+  tr_msg_free(m);
+}
+
 static void row_tr_mailbox_len(hctx_t *c) {
   (void)c;
   EQ(tr_mailbox_len(), 0);
@@ -2225,7 +2275,8 @@ static const row_t rows[] = {
     ROW(tr_msgpack_validate), ROW(tr_recv), ROW(tr_recv_tag),
     ROW(tr_recv_match), ROW(tr_msg_free), ROW(tr_msg_kind), ROW(tr_msg_from),
     ROW(tr_msg_ref), ROW(tr_msg_data), ROW(tr_msg_obj), ROW(tr_msg_reason),
-    ROW(tr_msg_is_tag), ROW(tr_mailbox_len), ROW(tr_mailbox_limit),
+    ROW(tr_msg_is_tag), ROW(tr_msg_unpack), ROW(tr_msg_unpack_v),
+    ROW(tr_mailbox_len), ROW(tr_mailbox_limit),
     ROW(tr_mailbox_len_of), ROW(tr_mailbox_stats),
     /* call / reply */
     ROW(tr_call), ROW(tr_reply),
