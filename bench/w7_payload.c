@@ -3,7 +3,8 @@
  * ["payload", seq, a, b, c, name, [16 ints]]; each side decodes it, checks
  * it, increments seq and re-encodes it, as the Go peer clones its struct
  * (bench.md); the encoding is tr_send_tagged's, packed straight into the
- * message. Reported per one-way message.
+ * message, and the decoding tr_msg_unpack's, read straight from it.
+ * Reported per one-way message.
  */
 #include "bench_util.h"
 
@@ -23,28 +24,25 @@ static uint64_t rounds, t0, t1, final_seq;
 static tr_pid_t peer_pid;
 static int bad;
 
-/* Receives, checks and answers with seq + 1; returns the seq received. */
+/* Receives, checks and answers with seq + 1; returns the seq received.
+ * The message is read in one pass over its bytes (tr_msg_unpack checks
+ * the tag, the arity and every type), straight into C variables. */
 static uint64_t bounce(tr_pid_t to, int reply) {
   tr_msg_t *m;
-  const msgpack_object *o;
-  const msgpack_object *f;
-  int64_t vals[16];
+  int64_t vals[16], a, b, c;
+  const char *name;
+  size_t name_len, nvals;
   uint64_t seq;
   if (tr_recv(&m, -1) != 0) return 0;
-  o = tr_msg_obj(m);
-  if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 7) {
+  if (tr_msg_unpack(m, "payload", "uiiiSI", &seq, &a, &b, &c, &name,
+                    &name_len, vals, (size_t)16, &nvals) != 0 ||
+      nvals != 16) {
     bad = 1;
     tr_msg_free(m);
     return 0;
   }
-  f = o->via.array.ptr;
-  seq = f[1].via.u64;
-  for (int i = 0; i < 16; i++) vals[i] = f[6].via.array.ptr[i].via.i64;
-  if (f[5].via.str.size != sizeof(NAME) - 1) bad = 1;
-  if (reply) {
-    send_payload(to ? to : tr_msg_from(m), seq + 1, f[2].via.i64,
-                 f[3].via.i64, f[4].via.i64, vals);
-  }
+  if (name_len != sizeof(NAME) - 1) bad = 1;
+  if (reply) send_payload(to ? to : tr_msg_from(m), seq + 1, a, b, c, vals);
   tr_msg_free(m);
   return seq;
 }
