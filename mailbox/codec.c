@@ -812,27 +812,36 @@ static ALWAYS_INLINE const uint8_t *int_fast(const uint8_t *p, uint64_t *v) {
 static ALWAYS_INLINE int int_signed(uint8_t b) { return b >= 0xd0; }
 
 /* int_fast near the end: the bytes left are copied into a zeroed 9-byte
- * buffer, and the integer must not have needed more than those. */
-static NOINLINE const uint8_t *int_near_end(const uint8_t *p,
-                                            const uint8_t *end, uint64_t *v) {
+ * buffer, and the integer must not have needed more than those. Returned
+ * by value (two registers), so that the caller's value needs no memory. */
+typedef struct int_read {
+  const uint8_t *p;
+  uint64_t v;
+} int_read_t;
+
+static NOINLINE int_read_t int_near_end(const uint8_t *p, const uint8_t *end) {
   uint8_t tmp[9] = {0};
   size_t left = (size_t)(end - p);
+  int_read_t r = {NULL, 0};
   const uint8_t *q;
-  if (left == 0 || left >= sizeof tmp) return NULL; /* (int_fast's job) */
+  if (left == 0 || left >= sizeof tmp) return r; /* (int_fast's job) */
   memcpy(tmp, p, left);
-  q = int_fast(tmp, v);
-  if (q == NULL || (size_t)(q - tmp) > left) return NULL;
-  return p + (q - tmp);
+  q = int_fast(tmp, &r.v);
+  if (q != NULL && (size_t)(q - tmp) <= left) r.p = p + (q - tmp);
+  return r;
 }
 
 static ALWAYS_INLINE const uint8_t *take_int(const uint8_t *p,
                                              const uint8_t *end, uint64_t *v) {
+  int_read_t r;
   if (likely(p != end) && *p <= 0x7f) { /* the common small value */
     *v = *p;
     return p + 1;
   }
   if (likely(end - p >= 9)) return int_fast(p, v);
-  return int_near_end(p, end, v);
+  r = int_near_end(p, end);
+  *v = r.v;
+  return r.p;
 }
 
 /* A str (bin 0) or bin (bin 1): its body and length, which lie before end. */
@@ -1064,7 +1073,16 @@ int tr__tagged_unpack(const void *data, size_t len, const char *tag,
           const uint8_t *at;
           uint64_t x;
           /* a run of uint64s (the form of every value >= 2^32: ids,
-           * timestamps, hashes) takes one test of its lead byte each */
+           * timestamps, hashes) takes one test of its lead byte each,
+           * two elements at a time */
+          for (; k + 1 < bn && q[0] == 0xcf && q[9] == 0xcf; k += 2, q += 18) {
+            uint64_t x1;
+            x = be64(q + 1);
+            x1 = be64(q + 10);
+            if ((x | x1) >> 63) goto mismatch_next;
+            pi[k] = (int64_t)x;
+            pi[k + 1] = (int64_t)x1;
+          }
           for (; k < bn && *q == 0xcf; k++, q += 9) {
             if ((x = be64(q + 1)) >> 63) goto mismatch_next;
             pi[k] = (int64_t)x;
