@@ -388,10 +388,11 @@ TR_EXTERN int tr_send_obj(tr_pid_t to, const msgpack_object *obj);
  *   B const void*, size_t (binary)
  *   I const int64_t*, size_t (an array of that many integers)
  *   p tr_pid_t (msgpack ext type TR_EXT_PID)
- * S, B and I with a NULL pointer pack nil and need count 0. The body is
- * packed straight into the message, which needs no validation pass. An
- * unknown format character or a NULL with a count is TR_EINVAL, a body over
- * TR_MSG_MAX TR_EMSGSIZE; nothing is sent then. */
+ * S, B and I with a NULL pointer pack nil and need count 0. The runtime
+ * packs the body itself (in one pass up to 512 bytes), so it needs no
+ * validation pass; tr_msg_unpack reads it back. An unknown format
+ * character or a NULL with a count is TR_EINVAL, a body over TR_MSG_MAX
+ * TR_EMSGSIZE; nothing is sent then. */
 TR_EXTERN int tr_send_tagged(tr_pid_t to, const char *tag, const char *fmt, ...);
 TR_EXTERN int tr_send_tagged_v(tr_pid_t to, const char *tag, const char *fmt,
                                va_list ap);

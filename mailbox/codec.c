@@ -707,6 +707,123 @@ size_t tr__tagged_write(void *buf, const char *tag, const char *fmt,
   return (size_t)(p - (uint8_t *)buf);
 }
 
+/* The integers of an I array: runs of the two forms that need no choice
+ * of width, positive fixints and uint64s (every value >= 2^32), are
+ * written with one test each; the rest go through put_int. */
+static ALWAYS_INLINE uint8_t *put_ints(uint8_t *p, const int64_t *v,
+                                       size_t n) {
+  const uint64_t wide = (uint64_t)1 << 32;
+  size_t i = 0;
+  for (;;) {
+    for (; i < n && (uint64_t)v[i] < 128; i++) *p++ = (uint8_t)v[i];
+    for (; i + 1 < n && (uint64_t)v[i] - wide < ((uint64_t)1 << 63) - wide &&
+           (uint64_t)v[i + 1] - wide < ((uint64_t)1 << 63) - wide;
+         i += 2) {
+      p = put_be(p, 0xcf, (uint64_t)v[i], 8);
+      p = put_be(p, 0xcf, (uint64_t)v[i + 1], 8);
+    }
+    for (; i < n && (uint64_t)v[i] - wide < ((uint64_t)1 << 63) - wide; i++)
+      p = put_be(p, 0xcf, (uint64_t)v[i], 8);
+    if (i == n) return p;
+    p = put_int(p, v[i++]);
+  }
+}
+
+/* A str (bin 0) or bin (bin 1) of n bytes, header and body: put_raw for
+ * a non-NULL ptr, inlined. */
+static ALWAYS_INLINE uint8_t *put_bytes(uint8_t *p, int bin, const void *ptr,
+                                        size_t n) {
+  if (!bin && n < 32) {
+    *p++ = (uint8_t)(0xa0 | n);
+  } else if (n < 256) {
+    p[0] = bin ? 0xc4 : 0xd9;
+    p[1] = (uint8_t)n;
+    p += 2;
+  } else {
+    p = n < 65536 ? put_be(p, bin ? 0xc5 : 0xda, n, 2)
+                  : put_be(p, bin ? 0xc6 : 0xdb, n, 4);
+  }
+  memcpy(p, ptr, n);
+  return p + n;
+}
+
+size_t tr__tagged_write_small(void *buf, size_t cap, const char *tag,
+                              const char *fmt, va_list ap,
+                              uint32_t *children) {
+  uint8_t *p = buf, *end = p + cap, *head = p;
+  const void *ptr;
+  size_t tn, n, nargs = 0, kids = 0;
+  uint64_t bits;
+  double d;
+  va_list aq;
+  if (tag == NULL || cap < 16 || (tn = strlen(tag)) > cap - 16) return 0;
+  if (fmt == NULL) fmt = "";
+  p = put_bytes(p + 1, 0, tag, tn); /* the array header comes last */
+  va_copy(aq, ap);
+  for (; *fmt != '\0'; fmt++, nargs++) {
+    /* room for any scalar (a pid takes 10 bytes) and for a str, bin or
+     * array header (at most 5) */
+    if (end - p < 10) goto no;
+    switch (*fmt) {
+    case 'i': p = put_int(p, va_arg(aq, int64_t)); break;
+    case 'u': p = put_uint(p, va_arg(aq, uint64_t)); break;
+    case 'd':
+      d = va_arg(aq, double);
+      memcpy(&bits, &d, sizeof bits);
+      p = put_be(p, 0xcb, bits, 8);
+      break;
+    case 'b': *p++ = va_arg(aq, int) ? 0xc3 : 0xc2; break;
+    case 'n': *p++ = 0xc0; break;
+    case 'p':
+      *p++ = 0xd7;
+      p = put_be(p, TR_EXT_PID, va_arg(aq, tr_pid_t), 8);
+      break;
+    case 's':
+      ptr = va_arg(aq, const char *);
+      n = ptr != NULL ? strlen(ptr) : 0;
+      if (n > (size_t)(end - p) - 5) goto no;
+      p = put_raw(p, 'S', ptr, n);
+      break;
+    case 'S':
+    case 'B':
+      ptr = va_arg(aq, const void *);
+      n = va_arg(aq, size_t);
+      if (ptr == NULL) {
+        if (n != 0) goto no; /* an error: the caller's passes report it */
+        *p++ = 0xc0;
+      } else if (n > (size_t)(end - p) - 5) {
+        goto no;
+      } else {
+        p = put_bytes(p, *fmt == 'B', ptr, n);
+      }
+      break;
+    case 'I':
+      ptr = va_arg(aq, const int64_t *);
+      n = va_arg(aq, size_t);
+      if (ptr == NULL) {
+        if (n != 0) goto no;
+        *p++ = 0xc0;
+        break;
+      }
+      if (n > ((size_t)(end - p) - 5) / 9) goto no; /* 9: the widest int */
+      kids += n;
+      if (n < 16) *p++ = (uint8_t)(0x90 | n);
+      else p = n < 65536 ? put_be(p, 0xdc, n, 2) : put_be(p, 0xdd, n, 4);
+      p = put_ints(p, ptr, n);
+      break;
+    default: goto no; /* an unknown letter: the caller's passes report it */
+    }
+  }
+  va_end(aq);
+  if (nargs >= 15) return 0; /* the header would not be a fixarray */
+  *head = (uint8_t)(0x90 | (nargs + 1));
+  *children = (uint32_t)(nargs + 1 + kids);
+  return (size_t)(p - head);
+no:
+  va_end(aq);
+  return 0;
+}
+
 /* Grows sb so that `need` more bytes fit without another realloc. */
 static int sbuf_reserve(msgpack_sbuffer *sb, size_t need) {
   char *p;

@@ -44,6 +44,20 @@ int tr__tagged_size(const char *tag, const char *fmt, va_list ap, size_t *hi,
  * through a va_copy. Cost: one pass, a few instructions per value. */
 size_t tr__tagged_write(void *buf, const char *tag, const char *fmt, va_list ap);
 
+/* Both passes in one, for small bodies: packs ["tag", args...] into buf
+ * (cap bytes), the same bytes as tr__tagged_write, counts the element
+ * objects a decode needs into *children (as tr__tagged_size) and returns
+ * the length. Returns 0 instead (buf then holds anything) when the body
+ * might not fit (each argument must leave room for its widest form, an
+ * integer 9 bytes), fmt has 15 letters or more (no fixarray header), or
+ * an argument is invalid (tag NULL, an unknown letter, a NULL with a
+ * count): the caller then takes the two passes, which report the errors.
+ * ap is read through a va_copy. Cost: one pass; runs of positive fixints
+ * and of uint64s in an I array take one test per element. */
+size_t tr__tagged_write_small(void *buf, size_t cap, const char *tag,
+                              const char *fmt, va_list ap,
+                              uint32_t *children);
+
 /* Appends the array ["tag", args...] described by fmt (as for
  * tr__tagged_size) to sb, reserving *hi bytes first (at most one realloc).
  * Errors: those of tr__tagged_size, TR_EINVAL for a NULL sb, TR_EMSGSIZE

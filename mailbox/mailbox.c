@@ -410,33 +410,47 @@ int tr_send_obj(tr_pid_t to, const msgpack_object *obj) {
   return err;
 }
 
-/* Packs the tagged array straight into a message buffer sized by the
- * sizing pass, which also counts the element objects: the runtime wrote
- * the bytes itself, so they need no validation pass. A dead or stale pid
- * is checked after the arguments (their errors are reported either way)
- * and before any packing. */
+/* Bodies up to this size are packed in one pass on the stack and copied
+ * (well inside the stack reserve of the smallest stacks). */
+#define TR__TAGGED_SMALL 512
+
+/* Packs the tagged array straight into a message buffer: the runtime
+ * wrote the bytes itself, so they need no validation pass. A small body
+ * is packed in one pass into a stack buffer and copied into a message of
+ * its exact size; a larger one (or a call with a bad argument) takes a
+ * sizing pass, which also checks the arguments and counts the element
+ * objects, then the writing pass into the message. A dead or stale pid is
+ * checked after the arguments (their errors are reported either way) and
+ * before the message is made. */
 int tr_send_tagged_v(tr_pid_t to, const char *tag, const char *fmt,
                      va_list ap) {
   tr__sched_t *s, *dst = NULL;
   tr__actor_t *a = NULL;
   tr_msg_t *m;
-  size_t hi, len;
+  size_t hi = 0, len;
   uint32_t children;
   int err;
+  uint8_t small[TR__TAGGED_SMALL];
   TR__ACTOR_OR_RETURN(self);
-  if ((err = tr__tagged_size(tag, fmt, ap, &hi, &children)) != 0) return err;
+  len = tr__tagged_write_small(small, sizeof small, tag, fmt, ap, &children);
+  if (len == 0 && (err = tr__tagged_size(tag, fmt, ap, &hi, &children)) != 0)
+    return err;
   s = self->s;
   if (TR__UNLIKELY(tr__pid_sched(to) != s->id))
     dst = tr__pid_owner(s->rt, to);
   else
     a = tr__lookup(s, to);
   if (a == NULL && dst == NULL) return 0; /* dead or stale pid: a no-op */
-  m = msg_init(TR_MSG_USER, hi, 0, children);
+  m = msg_init(TR_MSG_USER, len != 0 ? len : hi, 0, children);
   if (m == NULL) return TR_ENOMEM;
-  len = tr__tagged_write(m->data, tag, fmt, ap);
-  if (TR__UNLIKELY(len > TR_MSG_MAX)) {
-    tr__msg_destroy(m);
-    return TR_EMSGSIZE;
+  if (len != 0) {
+    memcpy(m->data, small, len);
+  } else {
+    len = tr__tagged_write(m->data, tag, fmt, ap);
+    if (TR__UNLIKELY(len > TR_MSG_MAX)) {
+      tr__msg_destroy(m);
+      return TR_EMSGSIZE;
+    }
   }
   m->len = len;
   m->from = self->pid;

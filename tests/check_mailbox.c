@@ -994,6 +994,134 @@ START_TEST(test_send_tagged_int_array) {
 }
 END_TEST
 
+/* Small bodies are packed in one pass on the stack, larger ones (and bad
+ * arguments) take the sizing and writing passes: either way the body is
+ * tr_pack_tagged's (itself msgpack-c's, check_codec), and its decode, sized
+ * by the count the send took, is msgpack-c's. */
+static void same_as_packed(int line, int send_rc, int pack_rc, void *data,
+                           size_t len) {
+  tr_msg_t *m;
+  const void *raw;
+  const msgpack_object *o;
+  msgpack_zone zone;
+  msgpack_object ref;
+  size_t rlen, off = 0;
+  ck_assert_msg(send_rc == 0 && pack_rc == 0, "line %d: %d %d", line,
+                send_rc, pack_rc);
+  TR_OK(tr_recv(&m, 0));
+  raw = tr_msg_data(m, &rlen);
+  ck_assert_msg(rlen == len && memcmp(raw, data, len) == 0,
+                "line %d: body differs (%zu and %zu bytes)", line, rlen, len);
+  o = tr_msg_obj(m);
+  ck_assert_ptr_nonnull(o);
+  msgpack_zone_init(&zone, 4096);
+  ck_assert(msgpack_unpack(raw, rlen, &off, &zone, &ref) ==
+            MSGPACK_UNPACK_SUCCESS);
+  ck_assert_msg(msgpack_object_equal(*o, ref), "line %d: decode differs", line);
+  msgpack_zone_destroy(&zone);
+  free(data);
+  tr_msg_free(m);
+}
+
+#define SAME_AS_PACKED(tag, fmt, ...)                                        \
+  do {                                                                       \
+    void *pk_data_ = NULL;                                                   \
+    size_t pk_len_ = 0;                                                      \
+    int pk_rc_ = tr_pack_tagged(&pk_data_, &pk_len_, tag, fmt, __VA_ARGS__); \
+    same_as_packed(__LINE__, tr_send_tagged(tr_self(), tag, fmt, __VA_ARGS__), \
+                   pk_rc_, pk_data_, pk_len_);                               \
+  } while (0)
+
+static void one_pass_actor(void *arg) {
+  static char text[70001];
+  static int64_t ints[80];
+  static const int64_t edges[] = {
+      0, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296,
+      INT64_MAX, -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN,
+      (int64_t)INT32_MIN - 1, INT64_MIN};
+  const size_t ne = sizeof edges / sizeof edges[0];
+  (void)arg;
+  memset(text, 'x', sizeof text - 1);
+  for (int k = 0; k < 80; k++)
+    ints[k] = edges[k % ne] ^ (k % 3 == 0 ? 0 : (int64_t)k << 35);
+  /* tags of every str form, one too long for the stack buffer */
+  {
+    static const size_t tag_lens[] = {0, 1, 31, 32, 255, 256, 500, 600};
+    for (size_t k = 0; k < sizeof tag_lens / sizeof tag_lens[0]; k++) {
+      char tag[601];
+      memset(tag, 't', tag_lens[k]);
+      tag[tag_lens[k]] = '\0';
+      SAME_AS_PACKED(tag, "i", (int64_t)k);
+    }
+  }
+  /* every integer form, alone and in arrays of every header form */
+  for (size_t k = 0; k < ne; k++)
+    SAME_AS_PACKED("int", "iu", edges[k], (uint64_t)edges[k]);
+  SAME_AS_PACKED("u", "uuu", (uint64_t)INT64_MAX + 1, UINT64_MAX, (uint64_t)0);
+  /* every form after every form (the writer keeps runs of one form) */
+  for (size_t a = 0; a < ne; a++) {
+    for (size_t b = 0; b < ne; b++) {
+      const int64_t seq[5] = {edges[a], edges[b], edges[b], edges[a], edges[b]};
+      SAME_AS_PACKED("pair", "I", seq, (size_t)5);
+    }
+  }
+  {
+    static const size_t counts[] = {0, 1, 2, 15, 16, 17, 40, 49, 50, 80};
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+      SAME_AS_PACKED("ints", "I", ints, counts[k]);
+      SAME_AS_PACKED("ints", "Ii", ints + 80 - counts[k], counts[k], (int64_t)-7);
+    }
+  }
+  /* strings and bins of every header form, around the stack buffer's size */
+  {
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 400, 480, 490,
+                                  495, 500, 505, 511, 512, 600, 65535, 65536,
+                                  70000};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+      char save = text[lens[k]];
+      SAME_AS_PACKED("s", "S", text, lens[k]);
+      SAME_AS_PACKED("b", "B", text, lens[k]);
+      SAME_AS_PACKED("sb", "iSnB", (int64_t)lens[k], text, lens[k] / 2, text,
+                     lens[k] / 2);
+      text[lens[k]] = '\0'; /* and as a C string */
+      SAME_AS_PACKED("c", "s", text);
+      text[lens[k]] = save;
+    }
+  }
+  /* every other letter, NULLs that pack nil */
+  SAME_AS_PACKED("all", "dbbnpsSBI", -0.5, 1, 0, tr_self(), (const char *)NULL,
+                 (const char *)NULL, (size_t)0, (const void *)NULL, (size_t)0,
+                 (const int64_t *)NULL, (size_t)0);
+  /* 14 letters fit a fixarray header; 15 and more take the two passes */
+  SAME_AS_PACKED("n14", "nnnnnnnnnnnnnn", 0);
+  SAME_AS_PACKED("n15", "nnnnnnnnnnnnnnn", 0);
+  SAME_AS_PACKED("i20", "iiiiiiiiiiiiiiiiiiii", (int64_t)1, (int64_t)2,
+                 (int64_t)3, (int64_t)4, (int64_t)5, (int64_t)6, (int64_t)7,
+                 (int64_t)8, (int64_t)9, (int64_t)10, (int64_t)11, (int64_t)12,
+                 (int64_t)13, (int64_t)14, (int64_t)15, (int64_t)16,
+                 (int64_t)17, (int64_t)18, (int64_t)19, (int64_t)20);
+  /* many scalars after a string that leaves little room */
+  SAME_AS_PACKED("tight", "Siiiiu", text, (size_t)470, INT64_MIN, INT64_MIN,
+                 INT64_MIN, INT64_MIN, UINT64_MAX);
+  /* errors found by the passes after the one-pass writer gave up */
+  ck_assert_int_eq(tr_send_tagged(tr_self(), "e", "iS", (int64_t)1,
+                                  (const char *)NULL, (size_t)3),
+                   TR_EINVAL);
+  ck_assert_int_eq(tr_send_tagged(tr_self(), "e", "iB", (int64_t)1,
+                                  (const void *)NULL, (size_t)1),
+                   TR_EINVAL);
+  ck_assert_int_eq(tr_send_tagged(tr_self(), "e", "iq", (int64_t)1), TR_EINVAL);
+  ck_assert_int_eq(tr_send_tagged(tr_self(), NULL, "i", (int64_t)1), TR_EINVAL);
+  ck_assert_int_eq(tr_send_tagged(tr_self(), "e", "S", text, SIZE_MAX),
+                   TR_EMSGSIZE);
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+}
+
+START_TEST(test_send_tagged_one_pass_and_two) {
+  tr_test_run1(one_pass_actor, NULL);
+}
+END_TEST
+
 /* Decoding allocates nothing in the steady state: the storage of a freed
  * message's decode is what the next decode of that size gets (per
  * scheduler, so one scheduler here). */
@@ -1067,6 +1195,7 @@ static Suite *suite_mailbox(void) {
   tcase_add_test(send, test_send_obj);
   tcase_add_test(send, test_send_tagged_letters);
   tcase_add_test(send, test_send_tagged_int_array);
+  tcase_add_test(send, test_send_tagged_one_pass_and_two);
   tcase_add_test(send, test_fifo_per_pair);
   tcase_add_test(send, test_send_to_dead);
   tcase_add_test(send, test_runtime_send);
