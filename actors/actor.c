@@ -124,29 +124,15 @@ tr_pid_t tr_self(void) {
 
 /* a entered the runtime at stack address `at`, inside its reserve: it
  * exits with stack_overflow. Out of line, so that the hot entry check
- * needs no registers saved. */
-__attribute__((noinline, cold)) _Noreturn static void
-reserve_exhausted(tr__actor_t *a, uintptr_t at) {
+ * (tr__actor_enter, inline) needs no registers saved. */
+__attribute__((noinline, cold)) _Noreturn void
+tr__reserve_exhausted(tr__actor_t *a, uintptr_t at) {
   tr__exit_t *e = exit_record(a);
   e->reason.kind = TR_REASON_STACK_OVERFLOW;
   e->reason.addr = at;
   snprintf(e->reason.text, sizeof(e->reason.text),
            "stack reserve exhausted at runtime entry");
   tr__sched_exit_current(a->s, a);
-}
-
-tr__actor_t *tr__actor_enter(int *err) {
-  tr__sched_t *s = tr__tls_sched;
-  tr__actor_t *a = s != NULL ? s->current : NULL;
-  char probe;
-  if (a == NULL) {
-    *err = (s != NULL && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
-    return NULL;
-  }
-  if (TR__UNLIKELY((uintptr_t)&probe < a->stack_limit))
-    reserve_exhausted(a, (uintptr_t)&probe);
-  a->in_runtime++;
-  return a;
 }
 
 /* ---- the top frame ------------------------------------------------------ */

@@ -195,6 +195,62 @@ tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
   return msg_make(kind, data, len, with_reason, TR__MSG_UNCOUNTED);
 }
 
+static inline void deliver(tr__actor_t *a, tr_msg_t *m);
+
+/* deliver_copy's buffer when its cache is empty. */
+static __attribute__((noinline, cold)) tr_msg_t *msg_alloc_copy(tr__sched_t *s,
+                                                                size_t total) {
+  tr_msg_t *m = msg_alloc(total);
+  if (m == NULL) {
+    /* The sender was told it was sent: losing it silently is not an
+     * option, and neither is a lost EXIT or DOWN behind it. */
+    tr__log(s, TR_LOG_ERROR, "troupe: out of memory receiving a message");
+    abort();
+  }
+  return m;
+}
+
+/* The receiving half of an inline message (the entry at w of a signal
+ * batch, src/internal.h): a copy in a buffer from s's own cache goes to
+ * the actor; nothing if it is dead. The body is padded to 8 bytes in the
+ * batch and a buffer's body area to 16, so it is copied in whole words. */
+void tr__deliver_inline(tr__sched_t *s, const uint64_t *w, tr_pid_t to,
+                        tr_pid_t from) {
+  uint64_t h = w[0];
+  int has_ref = (h & TR__ENT_REF) != 0;
+  size_t len = (size_t)(h >> 16) & 0xffff;
+  size_t total = sizeof(tr_msg_t) + ((len + 15) & ~(size_t)15);
+  unsigned cls = msg_class(total);
+  const uint64_t *body = w + 1 + ((h & TR__ENT_SAME) ? 0 : 2);
+  tr_ref_t ref = 0;
+  tr__actor_t *a = tr__lookup(s, to);
+  uint32_t n;
+  tr_msg_t *m;
+  if (has_ref) ref = (tr_ref_t)*body++;
+  if (a == NULL) return; /* dead or stale: a silent no-op */
+  n = s->msg_cache[cls].n;
+  if (TR__LIKELY(n != 0)) {
+    m = s->msg_cache[cls].v[n - 1];
+    s->msg_cache[cls].n = n - 1;
+    m->cls = (uint8_t)cls;
+    m->home = (uint8_t)s->id;
+  } else {
+    m = msg_alloc_copy(s, total);
+  }
+  m->next = m->prev = NULL;
+  m->holder = NULL;
+  m->from = from;
+  m->ref = ref;
+  m->reason = NULL;
+  m->pool = NULL;
+  m->kind = (uint8_t)(h >> 8);
+  m->decoded = 0;
+  m->children = (uint32_t)(h >> 32);
+  m->len = len;
+  for (size_t i = 0; i < len; i += 8) memcpy(m->data + i, body + i / 8, 8);
+  deliver(a, m);
+}
+
 void tr__msg_destroy(tr_msg_t *m) {
   tr__sched_t *s = tr__tls_sched;
   unsigned home = m->home;
@@ -237,8 +293,9 @@ void tr__msg_cache_destroy(tr__sched_t *s) {
 
 /* ---- delivery ----------------------------------------------------------- */
 
-void tr__deliver(tr__actor_t *a, tr_msg_t *m) {
-  if (a->state == TR__ST_DEAD ||
+static inline __attribute__((always_inline)) void deliver(tr__actor_t *a,
+                                                         tr_msg_t *m) {
+  if (TR__UNLIKELY(a->state == TR__ST_DEAD) ||
       (m->kind == TR_MSG_REPLY && (a->call_ref == 0 || m->ref != a->call_ref))) {
     tr__msg_destroy(m); /* dead receiver, or a reply nobody awaits */
     return;
@@ -252,6 +309,8 @@ void tr__deliver(tr__actor_t *a, tr_msg_t *m) {
   a->mq_len++;
   if (a->state == TR__ST_WAITING) tr__sched_wake(a->s, a);
 }
+
+void tr__deliver(tr__actor_t *a, tr_msg_t *m) { deliver(a, m); }
 
 void tr__mailbox_clear(tr__actor_t *a) {
   tr_msg_t *m, *n;
@@ -349,7 +408,11 @@ static int send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
   tr__sched_t *dst = tr__pid_owner(s->rt, to);
   tr_msg_t *m;
   if (dst == NULL) return 0; /* no such scheduler: a dead pid */
-  m = tr__msg_new(kind, data, len, 0); /* dropped there if to is dead */
+  if (len <= TR__INLINE_MAX) { /* dropped there if to is dead */
+    tr__sig_push_inline(dst, kind, to, from, ref, data, len, children);
+    return 0;
+  }
+  m = tr__msg_new(kind, data, len, 0);
   if (m == NULL) return TR_ENOMEM;
   m->from = from;
   m->ref = ref;
@@ -364,16 +427,25 @@ int tr__send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
   return send_remote(s, kind, from, to, ref, data, len, TR__MSG_UNCOUNTED);
 }
 
+/* send_bytes to an actor of another scheduler: six arguments, so that the
+ * call is a jump. */
+static __attribute__((noinline)) int send_remote_user(tr__sched_t *s,
+                                                      tr_pid_t from, tr_pid_t to,
+                                                      const void *data,
+                                                      size_t len,
+                                                      uint32_t children) {
+  return send_remote(s, TR_MSG_USER, from, to, 0, data, len, children);
+}
+
 /* Sends validated bytes from sender `from` on scheduler s. */
-static int send_bytes(tr__sched_t *s, tr_pid_t from, tr_pid_t to,
+static inline __attribute__((always_inline)) int send_bytes(tr__sched_t *s, tr_pid_t from, tr_pid_t to,
                       const void *data, size_t len) {
   tr__actor_t *a;
   tr_msg_t *m;
   int64_t children = validate(data, len);
   if (children < 0) return (int)children;
   if (TR__UNLIKELY(tr__pid_sched(to) != s->id))
-    return send_remote(s, TR_MSG_USER, from, to, 0, data, len,
-                       (uint32_t)children);
+    return send_remote_user(s, from, to, data, len, (uint32_t)children);
   a = tr__lookup(s, to);
   if (a == NULL) return 0; /* dead or stale pid: a silent no-op */
   m = msg_make(TR_MSG_USER, data, len, 0, (uint32_t)children);
@@ -650,9 +722,18 @@ void tr_msg_free(tr_msg_t *m) {
   if (m == NULL) return;
   a = m->holder;
   if (a != NULL) {
+    tr__sched_t *s = a->s; /* the calling thread's */
+    unsigned cls = m->cls;
     if (m->prev) m->prev->next = m->next;
     else a->held = m->next;
     if (m->next) m->next->prev = m->prev;
+    /* The common case inline: a buffer of this scheduler's cache, with
+     * no decode storage, back into the cache. */
+    if (m->home == s->id && m->pool == NULL &&
+        s->msg_cache[cls].n < s->msg_cache[cls].cap) {
+      s->msg_cache[cls].v[s->msg_cache[cls].n++] = m;
+      return;
+    }
   }
   tr__msg_destroy(m);
 }

@@ -49,13 +49,26 @@
 /* Signals applied per call before the owner looks at other work. */
 #define TR__INBOX_BATCH 4096
 
-/* A batch of signals from one thread to one scheduler: the queue node. */
-struct tr__batch {
-  tr__qnode_t qn;                /* first: the inbox link */
-  uint32_t n;                    /* signals in msgs */
-  uint32_t next;                 /* owner: the next one to apply */
-  tr_msg_t *msgs[TR__BATCH_MAX];
-};
+/* Batches (struct tr__batch, src/internal.h, where the send path's inline
+ * half lives and the entry format is spelled out). A batch of signals
+ * from one thread to one scheduler is the queue node. Its entries are
+ * 8-byte words, in the order they were sent: a tr_msg_t pointer (an
+ * internal signal, or a message too big to travel inline), or an inline
+ * message, a small message carried in the batch itself, whose to and from
+ * are left out when they are those of the inline message before it.
+ *
+ * Small messages are the common cross-scheduler traffic: carried inline,
+ * several share a cache line (four one-word messages of a run from one
+ * sender to one receiver) and the lines stream in order, instead of two
+ * lines of a separate buffer per message moving to the receiver's core
+ * and back when the buffer is reused. The receiver copies each into a
+ * buffer of its own (recycled by its own core) as it applies the batch.
+ * Batches go back to the scheduler that made them (`home`) on a lock-free
+ * stack, so that a one-way flow does not malloc on one thread and free on
+ * the other. */
+
+/* Recycled batches a scheduler keeps at most (the rest are freed). */
+#define TR__BATCH_CACHE_MAX 256
 
 /* ---- the queue ---------------------------------------------------------- */
 
@@ -167,17 +180,90 @@ int tr__inbox_pending(tr__sched_t *s) {
   return s->in_batch != NULL || q_ready(&s->inbox);
 }
 
-/* ---- pushing ------------------------------------------------------------ */
+/* ---- batches ----------------------------------------------------------- */
 
-static tr__batch_t *batch_new(void) {
-  tr__batch_t *b = malloc(sizeof(*b));
+static tr__batch_t *batch_alloc(size_t cap, unsigned home) {
+  tr__batch_t *b = malloc(sizeof(*b) + cap);
   if (b == NULL) {
     tr__log(tr__tls_sched, TR_LOG_ERROR, "troupe: out of memory for a signal batch");
     abort(); /* a lost EXIT or DOWN would break supervision */
   }
-  b->n = b->next = 0;
+  b->used = b->next = b->nptr = 0;
+  b->to = b->from = TR_PID_NONE;
+  b->cap = (uint32_t)cap;
+  b->home = (uint8_t)home;
   return b;
 }
+
+/* Keeps b on s's free list, or frees it when the list is full. */
+static void batch_keep(tr__sched_t *s, tr__batch_t *b) {
+  if (s->batch_nfree >= TR__BATCH_CACHE_MAX) {
+    free(b);
+    return;
+  }
+  b->fnext = s->batch_free;
+  s->batch_free = b;
+  s->batch_nfree++;
+}
+
+/* A batch for s to fill: recycled if one is free or came back. */
+static tr__batch_t *batch_get(tr__sched_t *s) {
+  tr__batch_t *b = s->batch_free;
+  if (b == NULL &&
+      atomic_load_explicit(&s->batch_back, memory_order_relaxed) != NULL) {
+    tr__batch_t *n;
+    b = atomic_exchange_explicit(&s->batch_back, NULL, memory_order_acquire);
+    for (; b != NULL; b = n) {
+      n = b->fnext;
+      batch_keep(s, b);
+    }
+    b = s->batch_free;
+  }
+  if (b == NULL) return batch_alloc(TR__BATCH_BYTES, s->id);
+  s->batch_free = b->fnext;
+  s->batch_nfree--;
+  b->used = b->next = b->nptr = 0;
+  b->to = b->from = TR_PID_NONE;
+  for (unsigned i = 0; i < TR__BATCH_PREFETCH_W; i += 64)
+    tr__prefetch_w(b->buf + i);
+  return b;
+}
+
+/* s has applied b: it goes back to the scheduler that made it. */
+static void batch_done(tr__sched_t *s, tr__batch_t *b) {
+  tr__sched_t *h;
+  tr__batch_t *old;
+  if (b->home == s->id) {
+    batch_keep(s, b);
+    return;
+  }
+  if (b->home >= s->rt->nsched) { /* made by a thread with no scheduler */
+    free(b);
+    return;
+  }
+  h = s->rt->scheds[b->home];
+  old = atomic_load_explicit(&h->batch_back, memory_order_relaxed);
+  do {
+    b->fnext = old;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &h->batch_back, &old, b, memory_order_release, memory_order_relaxed));
+}
+
+void tr__batch_cache_destroy(tr__sched_t *s) {
+  tr__batch_t *b, *n;
+  for (b = s->batch_free; b != NULL; b = n) {
+    n = b->fnext;
+    free(b);
+  }
+  s->batch_free = NULL;
+  s->batch_nfree = 0;
+  for (b = atomic_exchange(&s->batch_back, NULL); b != NULL; b = n) {
+    n = b->fnext;
+    free(b);
+  }
+}
+
+/* ---- pushing ------------------------------------------------------------ */
 
 /* Pushes s's outbox for dst (if any) onto dst's inbox. */
 static void outbox_flush(tr__sched_t *s, tr__sched_t *dst) {
@@ -196,27 +282,38 @@ void tr__outbox_flush_all(tr__sched_t *s) {
   }
 }
 
-void tr__sig_push(tr__sched_t *dst, tr_msg_t *m) {
+/* tr__batch_room when the calling thread has no outbox with room. */
+tr__batch_t *tr__batch_room_slow(tr__sched_t *dst, size_t need,
+                                 tr__sched_t **sp) {
   tr__sched_t *s = tr__tls_sched;
   tr__batch_t *b;
   if (s == NULL || s->rt != dst->rt) { /* a thread with no scheduler */
-    b = batch_new();
-    b->msgs[b->n++] = m;
+    *sp = NULL;
+    return batch_alloc(need, TR__MSG_NOHOME);
+  }
+  *sp = s;
+  if (s->out[dst->id] != NULL) outbox_flush(s, dst); /* full: on its way */
+  b = s->out[dst->id] = batch_get(s);
+  s->out_mask |= UINT64_C(1) << dst->id;
+  return b;
+}
+
+void tr__batch_push_now(tr__sched_t *s, tr__sched_t *dst, tr__batch_t *b) {
+  if (s == NULL) {
     q_push(&dst->inbox, &b->qn);
     wake(dst);
     return;
   }
-  if ((b = s->out[dst->id]) == NULL) {
-    b = s->out[dst->id] = batch_new();
-    s->out_mask |= UINT64_C(1) << dst->id;
-  }
-  b->msgs[b->n++] = m;
-  /* Push now when the batch is full, from host code (nothing flushes for
-   * it later), and when the destination waits for work (latency matters
-   * then; a busy one comes back to its inbox later anyway). */
-  if (b->n == TR__BATCH_MAX || (s->current == NULL && !s->in_drain) ||
-      atomic_load_explicit(&dst->inbox.wake, memory_order_relaxed) != 0)
-    outbox_flush(s, dst);
+  outbox_flush(s, dst);
+}
+
+void tr__sig_push(tr__sched_t *dst, tr_msg_t *m) {
+  tr__sched_t *s;
+  tr__batch_t *b = tr__batch_room(dst, sizeof(uint64_t), &s);
+  memcpy(b->buf + b->used, &m, sizeof(m)); /* bit 0 clear: aligned */
+  b->used += sizeof(uint64_t);
+  b->nptr++;
+  tr__batch_pushed(s, dst, b);
 }
 
 void tr__sig_send_to(tr__sched_t *dst, int kind, tr_pid_t to, tr_pid_t from,
@@ -290,13 +387,22 @@ static void apply(tr__sched_t *s, tr_msg_t *m) {
   tr__msg_destroy(m);
 }
 
-/* Prefetch distance in a batch: the messages were written by another
- * core, each a cache miss unless requested ahead. */
-#define TR__PREFETCH 12
+/* Prefetch distance in a batch, in bytes of entries: pointer entries
+ * point at messages another core wrote, each a cache miss unless
+ * requested ahead; inline ones stream with the batch. */
+#define TR__PREFETCH_BYTES 96
 
-static inline void prefetch_msg(const tr_msg_t *m) {
-  __builtin_prefetch(m, 1);
-  __builtin_prefetch(&m->kind, 1); /* the header's second line */
+static inline void prefetch_ahead(tr__batch_t *b, uint32_t upto) {
+  while (b->ahead < b->used && b->ahead < upto) {
+    const uint64_t *w = (const uint64_t *)(const void *)(b->buf + b->ahead);
+    if ((w[0] & TR__ENT_INLINE) == 0) {
+      const char *m = (const char *)(uintptr_t)w[0];
+      __builtin_prefetch(m, 1);
+      __builtin_prefetch(m + 64, 1); /* the header's second line */
+    }
+    b->ahead += (uint32_t)tr__ent_size(w[0]);
+  }
+  __builtin_prefetch(b->buf + upto + 256);
 }
 
 size_t tr__inbox_apply(tr__sched_t *s) {
@@ -309,18 +415,48 @@ size_t tr__inbox_apply(tr__sched_t *s) {
       tr__qnode_t *n = q_pop(q);
       if (n == NULL) break;
       b = s->in_batch = (tr__batch_t *)(void *)n;
-      for (uint32_t i = 0; i < b->n && i < TR__PREFETCH; i++)
-        prefetch_msg(b->msgs[i]);
+      b->ahead = 0;
+      b->to = b->from = TR_PID_NONE; /* where the sender started */
     }
-    while (b->next < b->n && count < TR__INBOX_BATCH) {
-      uint32_t i = b->next++;
-      if (i + TR__PREFETCH < b->n) prefetch_msg(b->msgs[i + TR__PREFETCH]);
-      apply(s, b->msgs[i]);
+    if (b->nptr == 0) { /* all inline: the common flow of messages */
+      uint32_t at = b->next, used = b->used;
+      tr_pid_t to = b->to, from = b->from;
+      size_t room = TR__INBOX_BATCH - count;
+      size_t done = 0;
+      while (at < used && done < room) {
+        const uint64_t *w = (const uint64_t *)(const void *)(b->buf + at);
+        __builtin_prefetch(b->buf + at + 256);
+        at += (uint32_t)tr__ent_size(w[0]);
+        if ((w[0] & TR__ENT_SAME) == 0) {
+          to = (tr_pid_t)w[1];
+          from = (tr_pid_t)w[2];
+        }
+        tr__deliver_inline(s, w, to, from);
+        done++;
+      }
+      b->next = at;
+      b->to = to;
+      b->from = from;
+      count += done;
+    }
+    while (b->next < b->used && count < TR__INBOX_BATCH) {
+      const uint64_t *w = (const uint64_t *)(const void *)(b->buf + b->next);
+      prefetch_ahead(b, b->next + TR__PREFETCH_BYTES);
+      b->next += (uint32_t)tr__ent_size(w[0]);
+      if (w[0] & TR__ENT_INLINE) {
+        if ((w[0] & TR__ENT_SAME) == 0) {
+          b->to = (tr_pid_t)w[1];
+          b->from = (tr_pid_t)w[2];
+        }
+        tr__deliver_inline(s, w, b->to, b->from);
+      } else {
+        apply(s, (tr_msg_t *)(uintptr_t)w[0]);
+      }
       count++;
     }
-    if (b->next < b->n) break; /* the rest next time */
+    if (b->next < b->used) break; /* the rest next time */
     s->in_batch = NULL;
-    free(b);
+    batch_done(s, b);
   }
   if (count != 0) s->signals_seen = 1;
   return count;
@@ -337,8 +473,15 @@ static void discard_msg(tr__sched_t *s, tr_msg_t *m) {
   free(m);
 }
 
+/* Teardown: b's messages are dropped and b is freed (its home may be gone
+ * already). */
 static void discard_batch(tr__sched_t *s, tr__batch_t *b) {
-  for (uint32_t i = b->next; i < b->n; i++) discard_msg(s, b->msgs[i]);
+  uint32_t at = b->next;
+  while (at < b->used) {
+    const uint64_t *w = (const uint64_t *)(const void *)(b->buf + at);
+    if ((w[0] & TR__ENT_INLINE) == 0) discard_msg(s, (tr_msg_t *)(uintptr_t)w[0]);
+    at += (uint32_t)tr__ent_size(w[0]);
+  }
   free(b);
 }
 

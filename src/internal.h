@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "context.h"
 #include "stack.h"
@@ -34,6 +35,17 @@ static inline void tr__cpu_relax(void) {
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
   __asm__ __volatile__("yield");
+#endif
+}
+
+/* Asks for the cache line at p in a state to write it (x86's PREFETCHW;
+ * GCC emits it for __builtin_prefetch only with -mprfchw). For lines
+ * another core read last: the write needs them exclusive. Never faults. */
+static inline void tr__prefetch_w(const void *p) {
+#if defined(__x86_64__)
+  __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+  __builtin_prefetch(p, 1);
 #endif
 }
 
@@ -134,6 +146,10 @@ void tr__msg_cache_destroy(tr__sched_t *s);
  * if it waits. Takes ownership of m. */
 void tr__deliver(tr__actor_t *a, tr_msg_t *m);
 void tr__mailbox_clear(tr__actor_t *a);
+/* Delivers on s (the calling thread's scheduler) the inline message that
+ * is the entry at w of a signal batch (src/inbox.c), from `from` to `to`. */
+void tr__deliver_inline(tr__sched_t *s, const uint64_t *w, tr_pid_t to,
+                        tr_pid_t from);
 /* Sends a message of `kind` to `to`, an actor of another scheduler than
  * s (the caller's): through that scheduler's inbox. */
 int tr__send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
@@ -302,9 +318,10 @@ void tr__map_destroy(tr__map_t *m);
  * pid) marks a pid that has a registered name. */
 #define TR__ALIVE_NAMED (UINT64_C(1) << 63)
 
-/* Signals one thread sends another scheduler travel in batches of up to
- * this many (src/inbox.c). */
-#define TR__BATCH_MAX 62
+/* Signals one thread sends another scheduler travel in batches
+ * (src/inbox.c); messages with a body of up to this many bytes travel
+ * inside the batch. */
+#define TR__INLINE_MAX 128
 typedef struct tr__batch tr__batch_t;
 
 /* The MPSC inbox: Vyukov's intrusive queue. Producers (any thread) swap
@@ -387,6 +404,9 @@ struct tr__sched {
   tr__batch_t *in_batch;    /* owner: the batch being applied */
   tr__batch_t *out[TR__MAX_SCHEDULERS]; /* outboxes, per destination */
   uint64_t out_mask;        /* destinations with a nonempty outbox */
+  tr__batch_t *batch_free;  /* recycled batches */
+  uint32_t batch_nfree;
+  _Atomic(tr__batch_t *) batch_back; /* ours, back from other schedulers */
   uv_async_t async;         /* wakes the owner for its inbox */
   pthread_mutex_t async_mu; /* async_open and uv_async_send vs. close */
   int async_open;
@@ -465,7 +485,20 @@ tr_ref_t tr__make_ref(tr__sched_t *s);
 /* Guards the actor-only API. Returns the current actor, or NULL with *err
  * set to TR_ENOTACTOR / TR_ECLEANUP. Also enforces the stack reserve: an
  * actor too close to its guard exits with stack_overflow here. */
-tr__actor_t *tr__actor_enter(int *err);
+_Noreturn void tr__reserve_exhausted(tr__actor_t *a, uintptr_t at);
+static inline tr__actor_t *tr__actor_enter(int *err) {
+  tr__sched_t *s = tr__tls_sched;
+  tr__actor_t *a = s != NULL ? s->current : NULL;
+  char probe;
+  if (TR__UNLIKELY(a == NULL)) {
+    *err = (s != NULL && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
+    return NULL;
+  }
+  if (TR__UNLIKELY((uintptr_t)&probe < a->stack_limit))
+    tr__reserve_exhausted(a, (uintptr_t)&probe);
+  a->in_runtime++;
+  return a;
+}
 static inline void tr__actor_leave(tr__actor_t **pa) {
   if (*pa != NULL) (*pa)->in_runtime--;
 }
@@ -601,6 +634,122 @@ void tr__inbox_init(tr__inbox_t *q);
  * host code); from any other thread it is pushed at once. m now belongs
  * to s. */
 void tr__sig_push(tr__sched_t *s, tr_msg_t *m);
+/* A batch of signals from one thread to one scheduler, the inbox's queue
+ * node (src/inbox.c says why and how). Its entries are 8-byte words in
+ * buf: a word with bit 0 clear is a tr_msg_t pointer; one with
+ * TR__ENT_INLINE heads an inline message:
+ *
+ *   the head  TR__ENT_INLINE | TR__ENT_REF if a ref follows | TR__ENT_SAME
+ *             if to and from are those of the batch's last inline message
+ *             | kind << 8 | len << 16 | children << 32
+ *   to, from  unless TR__ENT_SAME (a batch starts with both TR_PID_NONE)
+ *   ref       if TR__ENT_REF
+ *   the body  len bytes, padded to 8 */
+#define TR__BATCH_BYTES (4096 - 64)
+#define TR__ENT_INLINE UINT64_C(1)
+#define TR__ENT_REF UINT64_C(2)
+#define TR__ENT_SAME UINT64_C(4)
+/* How far ahead of its writes the sender asks for a batch's lines. */
+#define TR__BATCH_PREFETCH_W 512
+
+struct tr__batch {
+  tr__qnode_t qn;                /* first: the inbox link */
+  tr__batch_t *fnext;            /* free lists */
+  uint32_t used;                 /* bytes of entries in buf */
+  uint32_t next;                 /* owner: offset of the next entry */
+  uint32_t cap;                  /* bytes buf holds */
+  uint32_t ahead;                /* owner: prefetched up to this offset */
+  uint32_t nptr;                 /* pointer entries in buf */
+  uint8_t home;                  /* scheduler it goes back to, or NOHOME */
+  tr_pid_t to, from;             /* the last inline message's: the sender's
+                                  * while it writes, then the owner's */
+  _Alignas(8) unsigned char buf[];
+};
+
+/* Bytes of the entry whose first word is h. */
+static inline size_t tr__ent_size(uint64_t h) {
+  if ((h & TR__ENT_INLINE) == 0) return sizeof(uint64_t);
+  return (size_t)(1 + ((h & TR__ENT_SAME) ? 0 : 2) + ((h & TR__ENT_REF) ? 1 : 0)) * 8 +
+         ((((size_t)(h >> 16) & 0xffff) + 7) & ~(size_t)7);
+}
+
+tr__batch_t *tr__batch_room_slow(tr__sched_t *dst, size_t need,
+                                 tr__sched_t **sp);
+void tr__batch_push_now(tr__sched_t *s, tr__sched_t *dst, tr__batch_t *b);
+
+/* A batch with room for an entry of `need` bytes to dst: the calling
+ * scheduler's outbox (*sp is that scheduler), or, from a thread with no
+ * scheduler (*sp NULL), a batch of its own. */
+static inline tr__batch_t *tr__batch_room(tr__sched_t *dst, size_t need,
+                                          tr__sched_t **sp) {
+  tr__sched_t *s = tr__tls_sched;
+  tr__batch_t *b;
+  if (TR__LIKELY(s != NULL) && TR__LIKELY(s->rt == dst->rt) &&
+      TR__LIKELY((b = s->out[dst->id]) != NULL) &&
+      TR__LIKELY(b->used + need <= b->cap)) {
+    *sp = s;
+    return b;
+  }
+  return tr__batch_room_slow(dst, need, sp);
+}
+
+/* After an entry went into b: it is pushed now from host code (nothing
+ * flushes for it later) and when the destination waits for work (latency
+ * matters then; a busy one comes back to its inbox later anyway). */
+static inline void tr__batch_pushed(tr__sched_t *s, tr__sched_t *dst,
+                                    tr__batch_t *b) {
+  if (TR__UNLIKELY(s == NULL) || (s->current == NULL && !s->in_drain) ||
+      atomic_load_explicit(&dst->inbox.wake, memory_order_relaxed) != 0)
+    tr__batch_push_now(s, dst, b);
+}
+
+/* Sends a copy of a small message (len <= TR__INLINE_MAX) to `to` on dst,
+ * inside the batch: dst copies it into a buffer of its own. */
+static inline __attribute__((always_inline)) void
+tr__sig_push_inline(tr__sched_t *dst, tr_msg_kind_t kind, tr_pid_t to,
+                    tr_pid_t from, tr_ref_t ref, const void *data, size_t len,
+                    uint32_t children) {
+  tr__sched_t *s;
+  size_t pad = (len + 7) & ~(size_t)7;
+  /* Room for the long form: the short one may not be possible in a new
+   * batch. */
+  tr__batch_t *b = tr__batch_room(dst, 24 + (ref != 0 ? 8 : 0) + pad, &s);
+  uint64_t *w = (uint64_t *)(void *)(b->buf + b->used);
+  uint64_t h = TR__ENT_INLINE | (uint64_t)kind << 8 | (uint64_t)len << 16 |
+               (uint64_t)children << 32;
+  /* The batch's lines were last read by the receiver's core: ask for
+   * them ahead of the writes. */
+  tr__prefetch_w(b->buf + b->used + TR__BATCH_PREFETCH_W);
+  if (to == b->to && from == b->from) {
+    h |= TR__ENT_SAME;
+    w += 1;
+  } else {
+    w[1] = to;
+    w[2] = from;
+    b->to = to;
+    b->from = from;
+    w += 3;
+  }
+  if (ref != 0) {
+    h |= TR__ENT_REF;
+    *w++ = ref;
+  }
+  ((uint64_t *)(void *)(b->buf + b->used))[0] = h;
+  if (len != 0) {
+    unsigned char *body = (unsigned char *)w;
+    w[(len - 1) / 8] = 0; /* padding: the receiver copies words */
+    if (len <= 8) {
+      for (size_t i = 0; i < len; i++) body[i] = ((const unsigned char *)data)[i];
+    } else {
+      memcpy(body, data, len);
+    }
+  }
+  b->used = (uint32_t)((unsigned char *)w + pad - b->buf);
+  tr__batch_pushed(s, dst, b);
+}
+
+/* Frees s's recycled batches (runtime teardown). */
+void tr__batch_cache_destroy(tr__sched_t *s);
 /* Pushes every outbox of s (its own thread). */
 void tr__outbox_flush_all(tr__sched_t *s);
 /* Builds a control signal (aborts when out of memory: a lost EXIT or DOWN

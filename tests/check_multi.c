@@ -976,6 +976,126 @@ START_TEST(test_embedded_remote_only) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Messages of every size across schedulers                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Small messages travel inside the signal batches, their to and from left
+ * out while a run goes to one receiver; big ones and tagged ones travel as
+ * buffers of their own, in the same batches. Two senders on one scheduler
+ * send to two receivers on the other, in runs of 5 per receiver, bodies
+ * of every size from 0 to 300 bytes of payload and every 13th message
+ * tagged. The receivers first take only the senders' "done" (each comes
+ * after all of its sender's messages), so every batch was applied and
+ * recycled while they held the rest: far more batches than a scheduler
+ * keeps. Then every message must be there once, intact, in order. */
+#define SIZES_MSGS 20000 /* per sender, a multiple of 10 */
+#define SIZES_MAX 300
+
+static struct {
+  tr_pid_t rcv[2];
+  _Atomic int errors;
+  _Atomic int got[2];
+} sizes;
+
+static size_t sizes_payload(int id, uint32_t seq) {
+  return (seq * 7u + (unsigned)id * 3u) % (SIZES_MAX + 1);
+}
+
+static unsigned char sizes_byte(int id, uint32_t seq, size_t i) {
+  return (unsigned char)(id * 31 + seq * 7 + i);
+}
+
+/* [id, seq, bin] */
+static size_t sizes_body(unsigned char *buf, int id, uint32_t seq) {
+  size_t n = sizes_payload(id, seq), h = 0;
+  buf[h++] = 0x93;
+  buf[h++] = (unsigned char)id;
+  buf[h++] = 0xce;
+  for (int b = 3; b >= 0; b--) buf[h++] = (unsigned char)(seq >> (8 * b));
+  if (n < 256) {
+    buf[h++] = 0xc4;
+    buf[h++] = (unsigned char)n;
+  } else {
+    buf[h++] = 0xc5;
+    buf[h++] = (unsigned char)(n >> 8);
+    buf[h++] = (unsigned char)n;
+  }
+  for (size_t i = 0; i < n; i++) buf[h + i] = sizes_byte(id, seq, i);
+  return h + n;
+}
+
+static void sizes_sender(void *arg) {
+  int id = (int)(intptr_t)arg;
+  unsigned char buf[16 + SIZES_MAX];
+  for (uint32_t seq = 0; seq < SIZES_MSGS; seq++) {
+    tr_pid_t to = sizes.rcv[(seq / 5) & 1];
+    int err = seq % 13 == 12
+                  ? tr_send_tagged(to, "t", "iu", (int64_t)id, (uint64_t)seq)
+                  : tr_send(to, buf, sizes_body(buf, id, seq));
+    if (err != 0) atomic_fetch_add(&sizes.errors, 1);
+    if ((seq & 255) == 255) tr_yield();
+  }
+  for (int r = 0; r < 2; r++)
+    if (tr_send_tagged(sizes.rcv[r], "done", "i", (int64_t)id) != 0)
+      atomic_fetch_add(&sizes.errors, 1);
+}
+
+/* 0 if m is message seq of sender id, intact (*id, *seq set). */
+static int sizes_check(const tr_msg_t *m, int *id, uint32_t *seq) {
+  const msgpack_object *o = tr_msg_obj(m), *f;
+  if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3) return -1;
+  f = o->via.array.ptr;
+  if (f[0].type == MSGPACK_OBJECT_STR) { /* ["t", id, seq] */
+    *id = (int)f[1].via.i64;
+    *seq = (uint32_t)f[2].via.u64;
+    return *seq % 13 == 12 && tr_msg_is_tag(m, "t") ? 0 : -1;
+  }
+  *id = (int)f[0].via.u64;
+  *seq = (uint32_t)f[1].via.u64;
+  if (*id < 0 || *id > 1 || f[2].type != MSGPACK_OBJECT_BIN ||
+      f[2].via.bin.size != sizes_payload(*id, *seq) || *seq % 13 == 12)
+    return -1;
+  for (size_t i = 0; i < f[2].via.bin.size; i++)
+    if ((unsigned char)f[2].via.bin.ptr[i] != sizes_byte(*id, *seq, i)) return -1;
+  return 0;
+}
+
+static void sizes_receiver(void *arg) {
+  int me = (int)(intptr_t)arg, n = 0;
+  int64_t last[2] = {-1, -1};
+  tr_msg_t *m;
+  for (int i = 0; i < 2; i++) tr_msg_free(recv_tag("done"));
+  while (tr_recv(&m, 0) == 0) {
+    int id;
+    uint32_t seq;
+    if (sizes_check(m, &id, &seq) != 0 || (int64_t)seq <= last[id] ||
+        (int)((seq / 5) & 1) != me || tr_msg_from(m) == TR_PID_NONE)
+      atomic_fetch_add(&sizes.errors, 1);
+    else
+      last[id] = seq;
+    n++;
+    tr_msg_free(m);
+  }
+  atomic_store(&sizes.got[me], n);
+}
+
+START_TEST(test_message_sizes_across) {
+  tr_runtime_t *rt = new_rt(2, TR_PLACE_LOCAL);
+  memset(&sizes, 0, sizeof(sizes));
+  for (int r = 0; r < 2; r++)
+    sizes.rcv[r] = spawn_on(rt, 0, sizes_receiver, (void *)(intptr_t)r);
+  for (int i = 0; i < 2; i++) spawn_on(rt, 1, sizes_sender, (void *)(intptr_t)i);
+  TR_OK(tr_runtime_run(rt));
+  ck_assert_int_eq(atomic_load(&sizes.errors), 0);
+  /* Each receiver: half of each sender's messages. */
+  ck_assert_int_eq(atomic_load(&sizes.got[0]), SIZES_MSGS);
+  ck_assert_int_eq(atomic_load(&sizes.got[1]), SIZES_MSGS);
+  ck_assert_uint_eq(tr_runtime_actor_count(rt), 0);
+  TR_OK(tr_runtime_free(rt));
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* Stress: 8 senders x N messages to one receiver                           */
 /* ------------------------------------------------------------------------ */
 
@@ -1383,6 +1503,7 @@ static Suite *multi_suite(void) {
   suite_add_tcase(s, tc);
   tc = tcase_create("stress");
   tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, test_message_sizes_across);
   tcase_add_test(tc, test_stress_n_to_1_nine_scheds);
   tcase_add_test(tc, test_stress_n_to_1_two_scheds);
   tcase_add_test(tc, test_link_monitor_storm);
