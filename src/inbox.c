@@ -2,21 +2,21 @@
  * Cross-scheduler signals: each scheduler owns one lock-free MPSC inbox
  * (Vyukov's intrusive queue) that any thread may push to and only the
  * owning thread drains. Everything one scheduler does to another's actors
- * travels through it as a "signal": a tr_msg_t that is either a message to
- * deliver (user, call, reply) or an operation of an internal kind (exit
- * signal, link, monitor, DOWN, spawn, timer, stop, ...). The owner applies
- * signals on its own stack exactly as the local code would, so actors are
- * only ever touched by their own thread.
+ * travels through it as a "signal": a message to deliver (user, call,
+ * reply; a small one travels inside the batch, see below) or a tr_msg_t of
+ * an internal kind (exit signal, link, monitor, DOWN, spawn, timer, stop,
+ * ...). The owner applies signals on its own stack exactly as the local
+ * code would, so actors are only ever touched by their own thread.
  *
  * Batches: a scheduler thread does not push each signal on its own. It
- * appends it to its outbox for the destination scheduler (an array of
- * message pointers), and pushes the whole batch as one queue node when the
- * batch is full, when the running actor blocks, yields or exits, when the
- * scheduler finishes a drain (before it could sleep), and at once when the
- * destination is waiting for work; host code pushes at once. One push
- * then costs one swap for up to TR__BATCH_MAX signals, and the owner walks
- * an array whose messages it can prefetch instead of chasing a pointer
- * through a cache miss per signal.
+ * appends it to its outbox for the destination scheduler (a block of
+ * entries), and pushes the whole batch as one queue node when the next
+ * entry does not fit, when the running actor blocks, yields or exits, when
+ * the scheduler finishes a drain (before it could sleep), and at once when
+ * the destination is waiting for work; host code pushes at once. One push
+ * then costs one swap for a whole batch, and the owner walks entries laid
+ * out in order instead of chasing a pointer through a cache miss per
+ * signal.
  *
  * Ordering: signals from one thread to one scheduler are applied in push
  * order (the outbox and the queue are FIFO); a sender uses the local path
