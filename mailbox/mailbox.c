@@ -185,8 +185,15 @@ static inline __attribute__((always_inline)) tr_msg_t *
 msg_make(tr_msg_kind_t kind, const void *data, size_t len, int with_reason,
          uint32_t children) {
   tr_msg_t *m = msg_init(kind, len, with_reason, children);
-  if (m != NULL && len == 1) m->data[0] = *(const char *)data;
-  else if (m != NULL && len) memcpy(m->data, data, len);
+  const char *d = data;
+  if (m != NULL && len == 1) {
+    m->data[0] = *d;
+  } else if (m != NULL && len - 8 <= 8) { /* 8..16: two words, may overlap */
+    memcpy(m->data, d, 8);
+    memcpy(m->data + len - 8, d + len - 8, 8);
+  } else if (m != NULL && len != 0) {
+    memcpy(m->data, d, len);
+  }
   return m;
 }
 
@@ -384,16 +391,23 @@ void tr__deliver_down(tr__actor_t *to, tr_ref_t ref, tr_pid_t from,
 /* tr_msgpack_validate that also counts the element objects a decode of
  * the body needs: returns that count (stored with the message, so that
  * tr_msg_obj neither scans again nor guesses a size) or a negative error.
- * The one-byte values (small ints, nil, bools, empty containers) are
- * answered inline: they are the common small message. */
+ * The one-byte values (small ints, nil, bools, empty containers) and lone
+ * fixed-width numbers are answered inline: they are the common small
+ * messages. */
 static inline int64_t validate(const void *data, size_t len) {
   uint64_t n;
   int err;
+  /* Bytes that follow the lead byte of a fixed-width number, 0xca..0xd3
+   * (float 32/64, uint 8..64, int 8..64). */
+  static const uint8_t num_width[10] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
   if (len == 1 && data != NULL) {
     unsigned b = *(const unsigned char *)data;
     if (b <= 0x80 || b >= 0xe0 || b == 0x90 || b == 0xa0 || b == 0xc0 ||
         b == 0xc2 || b == 0xc3)
       return 0;
+  } else if (len <= 9 && data != NULL) { /* a lone number, also common */
+    unsigned b = *(const unsigned char *)data;
+    if (b >= 0xca && b <= 0xd3 && len == 1u + num_width[b - 0xca]) return 0;
   }
   err = tr__codec_validate_count(data, len, &n);
   return err != 0 ? err : (int64_t)n; /* n < len <= TR_MSG_MAX */

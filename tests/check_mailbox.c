@@ -86,6 +86,41 @@ START_TEST(test_send_validates) {
 }
 END_TEST
 
+/* A lone fixed-width number (lead 0xca..0xd3) is checked without the
+ * validator's full pass: exactly its width is accepted and decodes as
+ * msgpack-c decodes it, a byte short or a byte over is TR_EBADMSG. */
+static void numbers_actor(void *arg) {
+  static const size_t width[10] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+  (void)arg;
+  for (unsigned lead = 0xca; lead <= 0xd3; lead++) {
+    for (unsigned fill = 0; fill < 2; fill++) { /* small, then top bit set */
+      unsigned char buf[10];
+      size_t w = width[lead - 0xca];
+      msgpack_unpacked ref;
+      size_t off = 0;
+      tr_msg_t *m;
+      buf[0] = (unsigned char)lead;
+      for (size_t i = 0; i < w; i++)
+        buf[1 + i] = (unsigned char)(fill ? 0x80 + i : (i + 1 == w ? 0x2a : 0));
+      ck_assert_int_eq(tr_send(tr_self(), buf, w), TR_EBADMSG);
+      ck_assert_int_eq(tr_send(tr_self(), buf, w + 2), TR_EBADMSG);
+      TR_OK(tr_send(tr_self(), buf, w + 1));
+      TR_OK(tr_recv(&m, 0));
+      msgpack_unpacked_init(&ref);
+      ck_assert_int_eq(msgpack_unpack_next(&ref, (const char *)buf, w + 1, &off),
+                       MSGPACK_UNPACK_SUCCESS);
+      ck_assert_ptr_nonnull(tr_msg_obj(m));
+      ck_assert(msgpack_object_equal(*tr_msg_obj(m), ref.data));
+      msgpack_unpacked_destroy(&ref);
+      tr_msg_free(m);
+    }
+  }
+  ck_assert_uint_eq(tr_mailbox_len(), 0);
+}
+
+START_TEST(test_send_lone_numbers) { tr_test_run(numbers_actor, NULL); }
+END_TEST
+
 static void big_sender(void *arg) {
   size_t n = TR_MSG_MAX + 1;
   unsigned char *buf = malloc(n);
@@ -1192,6 +1227,7 @@ static Suite *suite_mailbox(void) {
 
   tcase_add_test(send, test_send_validates);
   tcase_add_test(send, test_send_too_big);
+  tcase_add_test(send, test_send_lone_numbers);
   tcase_add_test(send, test_send_obj);
   tcase_add_test(send, test_send_tagged_letters);
   tcase_add_test(send, test_send_tagged_int_array);
