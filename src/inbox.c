@@ -418,41 +418,34 @@ size_t tr__inbox_apply(tr__sched_t *s) {
       b->ahead = 0;
       b->to = b->from = TR_PID_NONE; /* where the sender started */
     }
-    if (b->nptr == 0) { /* all inline: the common flow of messages */
+    {
       uint32_t at = b->next, used = b->used;
       tr_pid_t to = b->to, from = b->from;
-      size_t room = TR__INBOX_BATCH - count;
-      size_t done = 0;
-      while (at < used && done < room) {
+      while (at < used && count < TR__INBOX_BATCH) {
         const uint64_t *w = (const uint64_t *)(const void *)(b->buf + at);
-        __builtin_prefetch(b->buf + at + 256);
-        at += (uint32_t)tr__ent_size(w[0]);
-        if ((w[0] & TR__ENT_SAME) == 0) {
-          to = (tr_pid_t)w[1];
-          from = (tr_pid_t)w[2];
+        uint64_t h = w[0];
+        /* Pointer entries' messages are prefetched ahead; a batch of
+         * inline ones (the common flow of messages) only streams. */
+        if (b->nptr != 0) prefetch_ahead(b, at + TR__PREFETCH_BYTES);
+        else __builtin_prefetch(b->buf + at + 256);
+        at += (uint32_t)tr__ent_size(h);
+        count++;
+        if (h & TR__ENT_INLINE) {
+          if ((h & TR__ENT_SAME) == 0) {
+            to = (tr_pid_t)w[1];
+            from = (tr_pid_t)w[2];
+          }
+          tr__deliver_inline(s, w, to, from);
+        } else {
+          b->next = at; /* as far as it got, should apply look again */
+          b->to = to;
+          b->from = from;
+          apply(s, (tr_msg_t *)(uintptr_t)h);
         }
-        tr__deliver_inline(s, w, to, from);
-        done++;
       }
       b->next = at;
       b->to = to;
       b->from = from;
-      count += done;
-    }
-    while (b->next < b->used && count < TR__INBOX_BATCH) {
-      const uint64_t *w = (const uint64_t *)(const void *)(b->buf + b->next);
-      prefetch_ahead(b, b->next + TR__PREFETCH_BYTES);
-      b->next += (uint32_t)tr__ent_size(w[0]);
-      if (w[0] & TR__ENT_INLINE) {
-        if ((w[0] & TR__ENT_SAME) == 0) {
-          b->to = (tr_pid_t)w[1];
-          b->from = (tr_pid_t)w[2];
-        }
-        tr__deliver_inline(s, w, b->to, b->from);
-      } else {
-        apply(s, (tr_msg_t *)(uintptr_t)w[0]);
-      }
-      count++;
     }
     if (b->next < b->used) break; /* the rest next time */
     s->in_batch = NULL;
