@@ -12,18 +12,6 @@
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef struct buf {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-} buf_t;
-
-static void buf_init(buf_t *b) {
-  msgpack_sbuffer_init(&b->sb);
-  msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
-}
-
-static void buf_free(buf_t *b) { msgpack_sbuffer_destroy(&b->sb); }
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

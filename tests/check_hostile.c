@@ -1142,26 +1142,16 @@ static void row_tr_msg_unpack(hctx_t *c) {
   tr_msg_free(m);
 }
 
-static int msg_unpack_v_wrap(const tr_msg_t *m, const char *tag,
-                             const char *fmt, ...) {
-  va_list ap;
-  int rc;
-  va_start(ap, fmt);
-  rc = tr_msg_unpack_v(m, tag, fmt, ap);
-  va_end(ap);
-  return rc;
-}
-
 static void row_tr_msg_unpack_v(hctx_t *c) {
   tr_msg_t *m = own_msg("\x91\xa1t", 3); /* ["t"] */
   uint64_t u;
   (void)c;
-  EQ(msg_unpack_v_wrap(NULL, "t", NULL), TR_EINVAL);
+  EQ(tr_test_unpack_v(NULL, "t", NULL), TR_EINVAL);
   if (m) {
-    EQ(msg_unpack_v_wrap(m, NULL, NULL), TR_EINVAL);
-    EQ(msg_unpack_v_wrap(m, "t", "u", (uint64_t *)NULL), TR_EINVAL);
-    EQ(msg_unpack_v_wrap(m, "t", "u", &u), TR_EBADMSG);
-    EQ(msg_unpack_v_wrap(m, "t", ""), 0);
+    EQ(tr_test_unpack_v(m, NULL, NULL), TR_EINVAL);
+    EQ(tr_test_unpack_v(m, "t", "u", (uint64_t *)NULL), TR_EINVAL);
+    EQ(tr_test_unpack_v(m, "t", "u", &u), TR_EBADMSG);
+    EQ(tr_test_unpack_v(m, "t", ""), 0);
   }
   tr_msg_free(m);
 }

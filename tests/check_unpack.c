@@ -14,18 +14,6 @@
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef struct buf {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-} buf_t;
-
-static void buf_init(buf_t *b) {
-  msgpack_sbuffer_init(&b->sb);
-  msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
-}
-
-static void buf_free(buf_t *b) { msgpack_sbuffer_destroy(&b->sb); }
-
 /* Starts ["tag", ...] with n elements after the tag. */
 static void buf_tagged(buf_t *b, const char *tag, uint32_t n) {
   buf_init(b);
@@ -54,16 +42,6 @@ static int unpack_raw(const void *data, size_t len, const char *tag,
   int rc;
   va_start(ap, fmt);
   rc = tr__tagged_unpack(data, len, tag, fmt, ap);
-  va_end(ap);
-  return rc;
-}
-
-static int unpack_v_wrap(const tr_msg_t *m, const char *tag, const char *fmt,
-                         ...) {
-  va_list ap;
-  int rc;
-  va_start(ap, fmt);
-  rc = tr_msg_unpack_v(m, tag, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -153,7 +131,7 @@ static void every_letter_actor(void *arg) {
   TR_OK(tr_recv(&m, 0));
   ck_assert_int_eq(tr_msg_unpack(m, "bare", NULL), 0);
   ck_assert_int_eq(tr_msg_unpack(m, "bare", ""), 0);
-  ck_assert_int_eq(unpack_v_wrap(m, "bare", NULL), 0);
+  ck_assert_int_eq(tr_test_unpack_v(m, "bare", NULL), 0);
   ck_assert_int_eq(tr_msg_unpack(m, "bare", "n", &i), TR_EBADMSG);
   tr_msg_free(m);
 
@@ -163,7 +141,7 @@ static void every_letter_actor(void *arg) {
   i = 0;
   {
     int64_t j = 0;
-    ck_assert_int_eq(unpack_v_wrap(m, "v", "ii", &i, &j), 0);
+    ck_assert_int_eq(tr_test_unpack_v(m, "v", "ii", &i, &j), 0);
     ck_assert(i == 1 && j == -2);
   }
   tr_msg_free(m);
@@ -810,7 +788,7 @@ static void invalid_args_actor(void *arg) {
   TR_OK(tr_send_tagged(tr_self(), "t", "i", (int64_t)1));
   TR_OK(tr_recv(&m, 0));
   ck_assert_int_eq(tr_msg_unpack(NULL, "t", "i", &i), TR_EINVAL);
-  ck_assert_int_eq(unpack_v_wrap(NULL, "t", "i", &i), TR_EINVAL);
+  ck_assert_int_eq(tr_test_unpack_v(NULL, "t", "i", &i), TR_EINVAL);
   ck_assert_int_eq(tr_msg_unpack(m, NULL, "i", &i), TR_EINVAL);
   /* unknown letters, and s (no NUL in the body) */
   ck_assert_int_eq(tr_msg_unpack(m, "t", "x", &i), TR_EINVAL);

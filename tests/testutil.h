@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,30 @@ static inline void tr_test_run1(tr_actor_fn fn, void *arg) {
 #else
 #define tr_test_on_tsan() 0
 #endif
+
+/* A msgpack packer writing into a growing buffer (b.sb.data, b.sb.size). */
+typedef struct buf {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+} buf_t;
+
+static inline void buf_init(buf_t *b) {
+  msgpack_sbuffer_init(&b->sb);
+  msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+}
+
+static inline void buf_free(buf_t *b) { msgpack_sbuffer_destroy(&b->sb); }
+
+/* tr_msg_unpack_v called through a variadic front, as a caller would. */
+static inline int tr_test_unpack_v(const tr_msg_t *m, const char *tag,
+                                   const char *fmt, ...) {
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  rc = tr_msg_unpack_v(m, tag, fmt, ap);
+  va_end(ap);
+  return rc;
+}
 
 /* Milliseconds on the monotonic clock. */
 static inline double tr_test_now_ms(void) {
