@@ -364,13 +364,17 @@ run_one() {   # run_one <workload> <system> <threads>
 }
 
 say "running: workloads$WORKLOADS; threads $THREADS_LIST; $ROUNDS round(s)$([ "$QUICK" = 1 ] && echo ', quick')"
-for t in $THREADS_LIST; do
-    for w in $WORKLOADS; do
-        [ "$w" = W0 ] && [ "$t" != 1 ] && continue   # a raw switch is single-threaded
-        read -r -a syss <<<"$(systems "$w" "$t")"
-        [ "${#syss[@]}" -gt 0 ] || continue
-        say "$w, $t thread(s)"
-        for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+# Rounds are the outer loop: each round runs every workload once, so that
+# the medians of all workloads (and so the ratios between them, W7 against
+# W1) sample the same stretch of time, and a busy spell of the host costs
+# every workload a round rather than one workload its whole series.
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+    for t in $THREADS_LIST; do
+        for w in $WORKLOADS; do
+            [ "$w" = W0 ] && [ "$t" != 1 ] && continue   # a raw switch is single-threaded
+            read -r -a syss <<<"$(systems "$w" "$t")"
+            [ "${#syss[@]}" -gt 0 ] || continue
+            say "round $ROUND/$ROUNDS: $w, $t thread(s)"
             # alternate troupe and the peers; rotate the order every round
             n=${#syss[@]}
             for ((i = 0; i < n; i++)); do
