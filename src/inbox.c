@@ -188,7 +188,7 @@ static tr__batch_t *batch_alloc(size_t cap, unsigned home) {
     tr__log(tr__tls_sched, TR_LOG_ERROR, "troupe: out of memory for a signal batch");
     abort(); /* a lost EXIT or DOWN would break supervision */
   }
-  b->used = b->next = b->nptr = 0;
+  b->used = b->next = 0;
   b->to = b->from = TR_PID_NONE;
   b->cap = (uint32_t)cap;
   b->home = (uint8_t)home;
@@ -222,7 +222,7 @@ static tr__batch_t *batch_get(tr__sched_t *s) {
   if (b == NULL) return batch_alloc(TR__BATCH_BYTES, s->id);
   s->batch_free = b->fnext;
   s->batch_nfree--;
-  b->used = b->next = b->nptr = 0;
+  b->used = b->next = 0;
   b->to = b->from = TR_PID_NONE;
   for (unsigned i = 0; i < TR__BATCH_PREFETCH_W; i += 64)
     tr__prefetch_w(b->buf + i);
@@ -312,7 +312,6 @@ void tr__sig_push(tr__sched_t *dst, tr_msg_t *m) {
   tr__batch_t *b = tr__batch_room(dst, sizeof(uint64_t), &s);
   memcpy(b->buf + b->used, &m, sizeof(m)); /* bit 0 clear: aligned */
   b->used += sizeof(uint64_t);
-  b->nptr++;
   tr__batch_pushed(s, dst, b);
 }
 
@@ -418,34 +417,20 @@ size_t tr__inbox_apply(tr__sched_t *s) {
       b->ahead = 0;
       b->to = b->from = TR_PID_NONE; /* where the sender started */
     }
-    {
-      uint32_t at = b->next, used = b->used;
-      tr_pid_t to = b->to, from = b->from;
-      while (at < used && count < TR__INBOX_BATCH) {
-        const uint64_t *w = (const uint64_t *)(const void *)(b->buf + at);
-        uint64_t h = w[0];
-        /* Pointer entries' messages are prefetched ahead; a batch of
-         * inline ones (the common flow of messages) only streams. */
-        if (b->nptr != 0) prefetch_ahead(b, at + TR__PREFETCH_BYTES);
-        else __builtin_prefetch(b->buf + at + 256);
-        at += (uint32_t)tr__ent_size(h);
-        count++;
-        if (h & TR__ENT_INLINE) {
-          if ((h & TR__ENT_SAME) == 0) {
-            to = (tr_pid_t)w[1];
-            from = (tr_pid_t)w[2];
-          }
-          tr__deliver_inline(s, w, to, from);
-        } else {
-          b->next = at; /* as far as it got, should apply look again */
-          b->to = to;
-          b->from = from;
-          apply(s, (tr_msg_t *)(uintptr_t)h);
-        }
+    while (b->next < b->used && count < TR__INBOX_BATCH) {
+      const uint64_t *w = (const uint64_t *)(const void *)(b->buf + b->next);
+      if (w[0] & TR__ENT_INLINE) {
+        /* a run of inline messages (the common flow) only streams */
+        count += tr__deliver_inline_run(s, b, TR__INBOX_BATCH - count);
+        continue;
       }
-      b->next = at;
-      b->to = to;
-      b->from = from;
+      /* a pointer entry's message was written by another core: it and
+       * the ones after it are requested ahead */
+      prefetch_ahead(b, b->next + TR__PREFETCH_BYTES);
+      b->next += (uint32_t)sizeof(uint64_t); /* as far as it got, should
+                                              * apply look again */
+      count++;
+      apply(s, (tr_msg_t *)(uintptr_t)w[0]);
     }
     if (b->next < b->used) break; /* the rest next time */
     s->in_batch = NULL;

@@ -146,10 +146,13 @@ void tr__msg_cache_destroy(tr__sched_t *s);
  * if it waits. Takes ownership of m. */
 void tr__deliver(tr__actor_t *a, tr_msg_t *m);
 void tr__mailbox_clear(tr__actor_t *a);
-/* Delivers on s (the calling thread's scheduler) the inline message that
- * is the entry at w of a signal batch (src/inbox.c), from `from` to `to`. */
-void tr__deliver_inline(tr__sched_t *s, const uint64_t *w, tr_pid_t to,
-                        tr_pid_t from);
+/* Delivers on s (the calling thread's scheduler) the run of inline
+ * messages that starts at b->next in a signal batch (src/inbox.c), at most
+ * `budget` of them; returns how many entries it applied and leaves b->next,
+ * b->to and b->from after them. */
+struct tr__batch;
+size_t tr__deliver_inline_run(tr__sched_t *s, struct tr__batch *b,
+                              size_t budget);
 /* Sends a message of `kind` to `to`, an actor of another scheduler than
  * s (the caller's): through that scheduler's inbox. */
 int tr__send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
@@ -659,7 +662,6 @@ struct tr__batch {
   uint32_t next;                 /* owner: offset of the next entry */
   uint32_t cap;                  /* bytes buf holds */
   uint32_t ahead;                /* owner: prefetched up to this offset */
-  uint32_t nptr;                 /* pointer entries in buf */
   uint8_t home;                  /* scheduler it goes back to, or NOHOME */
   tr_pid_t to, from;             /* the last inline message's: the sender's
                                   * while it writes, then the owner's */
