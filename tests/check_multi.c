@@ -402,10 +402,12 @@ END_TEST
 
 /* Exit signals: kill is untrappable; normal ignored unless trapping; our
  * death along a link kills a non-trapping peer on another scheduler. */
+/* arg: the pid told "ready" once the trapper traps exits (an EXIT that
+ * came before would be a normal exit of a non-trapping actor: ignored). */
 static void trapper(void *arg) {
   tr_msg_t *m;
-  (void)arg;
   tr_trap_exit(1);
+  TR_OK(tr_send_tagged((tr_pid_t)(uintptr_t)arg, "ready", NULL));
   for (;;) {
     TR_OK(tr_recv(&m, -1));
     if (tr_msg_kind(m) == TR_MSG_EXIT) {
@@ -441,8 +443,9 @@ static void exit_main(void *arg) {
   tr_msg_t *m;
   tr_reason_t r;
   (void)arg;
-  t = spawn_on(NULL, 1, trapper, NULL);
+  t = spawn_on(NULL, 1, trapper, (void *)(uintptr_t)tr_self());
   TR_OK(tr_monitor(t, &rt_));
+  tr_msg_free(recv_tag("ready"));
   TR_OK(tr_exit_pid(NULL, t, TR_REASON_NORMAL)); /* an EXIT for a trapper */
   m = recv_tag("x");
   ck_assert_uint_eq(tr_msg_from(m), t);
