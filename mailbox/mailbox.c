@@ -212,7 +212,7 @@ tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
 
 static inline void deliver(tr__actor_t *a, tr_msg_t *m);
 
-/* deliver_copy's buffer when its cache is empty. */
+/* tr__deliver_inline_run's buffer when its cache is empty. */
 static __attribute__((noinline, cold)) tr_msg_t *msg_alloc_copy(tr__sched_t *s,
                                                                 size_t total) {
   tr_msg_t *m = msg_alloc(total);
@@ -472,11 +472,10 @@ int tr__send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
   return send_remote(s, kind, from, to, ref, data, len, TR__MSG_UNCOUNTED);
 }
 
-/* send_bytes to an actor of another scheduler: six arguments, so that the
- * call is a jump. */
-/* send_remote for a user message: the inline case written out here, with
- * no ref, so that a small message to another scheduler takes one call
- * below tr_send. */
+/* send_bytes to an actor of another scheduler: send_remote for a user
+ * message, with the inline case written out here (no ref, six arguments so
+ * that the call is a jump), so that a small message to another scheduler
+ * takes one call below tr_send. */
 static __attribute__((noinline)) int send_remote_user(tr__sched_t *s,
                                                       tr_pid_t from, tr_pid_t to,
                                                       const void *data,
