@@ -17,17 +17,28 @@ static tr_pid_t ring[NODES];
 static uint64_t total_hops, final_count, t0, t1;
 static int nsched;
 
+/* msgpack's uint64 is big-endian: one byte swap each way, as an
+ * application would write it (a byte loop here cost about 110
+ * instructions a hop, a quarter of the hop). */
+static uint64_t to_be64(uint64_t v) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return __builtin_bswap64(v);
+#else
+  return v;
+#endif
+}
+
 static size_t pack_uint(unsigned char *b, uint64_t v) {
-  int i;
+  uint64_t be = to_be64(v);
   b[0] = 0xcf; /* uint64, fixed width: the message size never changes */
-  for (i = 0; i < 8; i++) b[1 + i] = (unsigned char)(v >> (56 - 8 * i));
+  memcpy(b + 1, &be, 8);
   return 9;
 }
 
 static uint64_t unpack_uint(const unsigned char *b) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = (v << 8) | b[1 + i];
-  return v;
+  uint64_t be;
+  memcpy(&be, b + 1, 8);
+  return to_be64(be); /* its own inverse */
 }
 
 static void node(void *arg) {

@@ -74,25 +74,17 @@ static void msg_take_back(tr__sched_t *s) {
  * ones it will hand out next. */
 #define TR__MSG_PREFETCH 4
 
-static tr_msg_t *msg_alloc(size_t total) {
-  tr__sched_t *s = tr__tls_sched;
+/* msg_alloc's cache miss: buffers sent home, else malloc. s may be NULL
+ * (a thread that is no scheduler's). */
+static __attribute__((noinline)) tr_msg_t *msg_alloc_slow(tr__sched_t *s,
+                                                         size_t total) {
   unsigned cls = msg_class(total);
   tr_msg_t *m;
   if (cls != TR__MSG_NOCLASS && s != NULL) {
-    uint32_t n = s->msg_cache[cls].n;
-    if (TR__UNLIKELY(n == 0) &&
-        atomic_load_explicit(&s->msg_back, memory_order_relaxed) != NULL) {
+    if (atomic_load_explicit(&s->msg_back, memory_order_relaxed) != NULL)
       msg_take_back(s);
-      n = s->msg_cache[cls].n;
-    }
-    if (n != 0) {
-      m = s->msg_cache[cls].v[--n];
-      s->msg_cache[cls].n = n;
-      if (n >= TR__MSG_PREFETCH) {
-        char *p = (char *)s->msg_cache[cls].v[n - TR__MSG_PREFETCH];
-        __builtin_prefetch(p, 1);
-        __builtin_prefetch(p + 64, 1);
-      }
+    if (s->msg_cache[cls].n != 0) {
+      m = s->msg_cache[cls].v[--s->msg_cache[cls].n];
     } else {
       m = malloc(msg_class_size[cls]);
     }
@@ -107,6 +99,28 @@ static tr_msg_t *msg_alloc(size_t total) {
     m->cls = (uint8_t)cls;
     m->home = TR__MSG_NOHOME;
   }
+  return m;
+}
+
+/* The cache hit inlined into the send paths (s: the calling thread's
+ * scheduler, or NULL); everything else is msg_alloc_slow. */
+static inline __attribute__((always_inline)) tr_msg_t *
+msg_alloc(tr__sched_t *s, size_t total) {
+  unsigned cls = msg_class(total);
+  uint32_t n;
+  tr_msg_t *m;
+  if (TR__UNLIKELY(cls == TR__MSG_NOCLASS || s == NULL ||
+                   (n = s->msg_cache[cls].n) == 0))
+    return msg_alloc_slow(s, total);
+  m = s->msg_cache[cls].v[--n];
+  s->msg_cache[cls].n = n;
+  if (n >= TR__MSG_PREFETCH) {
+    char *p = (char *)s->msg_cache[cls].v[n - TR__MSG_PREFETCH];
+    __builtin_prefetch(p, 1);
+    __builtin_prefetch(p + 64, 1);
+  }
+  m->cls = (uint8_t)cls;
+  m->home = (uint8_t)s->id;
   return m;
 }
 
@@ -178,10 +192,11 @@ msg_header(tr_msg_t *m, tr_msg_kind_t kind, tr_pid_t from, tr_ref_t ref,
  * TR__MSG_UNCOUNTED); the body is left for the caller to write. NULL when
  * out of memory. Inlined into the send paths. */
 static inline __attribute__((always_inline)) tr_msg_t *
-msg_init(tr_msg_kind_t kind, size_t len, int with_reason, uint32_t children) {
+msg_init(tr__sched_t *s, tr_msg_kind_t kind, size_t len, int with_reason,
+         uint32_t children) {
   size_t body = (len + 15) & ~(size_t)15;
   size_t total = sizeof(tr_msg_t) + body + (with_reason ? sizeof(tr_reason_t) : 0);
-  tr_msg_t *m = msg_alloc(total);
+  tr_msg_t *m = msg_alloc(s, total);
   if (m == NULL) return NULL;
   msg_header(m, kind, TR_PID_NONE, 0, len, children);
   m->reason = with_reason ? (tr_reason_t *)(void *)(m->data + body) : NULL;
@@ -190,9 +205,9 @@ msg_init(tr_msg_kind_t kind, size_t len, int with_reason, uint32_t children) {
 
 /* msg_init with the body copied from data. */
 static inline __attribute__((always_inline)) tr_msg_t *
-msg_make(tr_msg_kind_t kind, const void *data, size_t len, int with_reason,
-         uint32_t children) {
-  tr_msg_t *m = msg_init(kind, len, with_reason, children);
+msg_make(tr__sched_t *s, tr_msg_kind_t kind, const void *data, size_t len,
+         int with_reason, uint32_t children) {
+  tr_msg_t *m = msg_init(s, kind, len, with_reason, children);
   const char *d = data;
   if (m != NULL && len == 1) {
     m->data[0] = *d;
@@ -207,7 +222,8 @@ msg_make(tr_msg_kind_t kind, const void *data, size_t len, int with_reason,
 
 tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
                       int with_reason) {
-  return msg_make(kind, data, len, with_reason, TR__MSG_UNCOUNTED);
+  return msg_make(tr__tls_sched, kind, data, len, with_reason,
+                  TR__MSG_UNCOUNTED);
 }
 
 static inline void deliver(tr__actor_t *a, tr_msg_t *m);
@@ -215,7 +231,7 @@ static inline void deliver(tr__actor_t *a, tr_msg_t *m);
 /* tr__deliver_inline_run's buffer when its cache is empty. */
 static __attribute__((noinline, cold)) tr_msg_t *msg_alloc_copy(tr__sched_t *s,
                                                                 size_t total) {
-  tr_msg_t *m = msg_alloc(total);
+  tr_msg_t *m = msg_alloc_slow(s, total);
   if (m == NULL) {
     /* The sender was told it was sent: losing it silently is not an
      * option, and neither is a lost EXIT or DOWN behind it. */
@@ -264,7 +280,7 @@ size_t tr__deliver_inline_run(tr__sched_t *s, tr__batch_t *b, size_t budget) {
       cached = to;
     }
     if (a == NULL) continue; /* dead or stale: a silent no-op */
-    len = (size_t)(h >> 16) & 0xffff;
+    len = (size_t)(h >> 16) & 0xff;
     total = sizeof(tr_msg_t) + ((len + 15) & ~(size_t)15);
     cls = msg_class(total);
     n = s->msg_cache[cls].n;
@@ -278,7 +294,11 @@ size_t tr__deliver_inline_run(tr__sched_t *s, tr__batch_t *b, size_t budget) {
     }
     msg_header(m, (tr_msg_kind_t)((h >> 8) & 0xff), from, ref, len,
                (uint32_t)(h >> 32));
-    for (size_t i = 0; i < len; i += 8) memcpy(m->data + i, body + i / 8, 8);
+    if (TR__LIKELY(len - 1 < 8)) { /* 1..8 bytes: one word */
+      memcpy(m->data, body, 8);
+    } else {
+      for (size_t i = 0; i < len; i += 8) memcpy(m->data + i, body + i / 8, 8);
+    }
     deliver(a, m);
     /* A mailbox limit's policy may have killed a: look it up again. */
     if (TR__UNLIKELY(a->mbox_limit != NULL)) cached = TR_PID_NONE;
@@ -358,6 +378,8 @@ void tr__mailbox_clear(tr__actor_t *a) {
   }
   a->mq_head = a->mq_tail = NULL;
   a->mq_len = 0;
+  if ((m = a->held1) != NULL) tr__msg_destroy(m);
+  a->held1 = NULL;
   for (m = a->held; m != NULL; m = n) {
     n = m->next;
     tr__msg_destroy(m);
@@ -500,10 +522,10 @@ static inline __attribute__((always_inline)) int send_bytes(tr__sched_t *s, tr_p
     return send_remote_user(s, from, to, data, len, (uint32_t)children);
   a = tr__lookup(s, to);
   if (a == NULL) return 0; /* dead or stale pid: a silent no-op */
-  m = msg_make(TR_MSG_USER, data, len, 0, (uint32_t)children);
+  m = msg_make(s, TR_MSG_USER, data, len, 0, (uint32_t)children);
   if (m == NULL) return TR_ENOMEM;
   m->from = from;
-  tr__deliver(a, m);
+  deliver(a, m);
   return 0;
 }
 
@@ -565,7 +587,7 @@ int tr_send_tagged_v(tr_pid_t to, const char *tag, const char *fmt,
   else
     a = tr__lookup(s, to);
   if (a == NULL && dst == NULL) return 0; /* dead or stale pid: a no-op */
-  m = msg_init(TR_MSG_USER, len != 0 ? len : hi, 0, children);
+  m = msg_init(s, TR_MSG_USER, len != 0 ? len : hi, 0, children);
   if (m == NULL) return TR_ENOMEM;
   if (len != 0) {
     memcpy(m->data, small, len);
@@ -606,8 +628,15 @@ int tr_send_named(const char *name, const void *data, size_t len) {
 
 /* ---- receiving ---------------------------------------------------------- */
 
-static void hold(tr__actor_t *a, tr_msg_t *m) {
+/* a holds m until tr_msg_free: in the held1 slot if that is free (an actor
+ * typically frees a message before it receives the next), else on the
+ * held list. */
+static inline void hold(tr__actor_t *a, tr_msg_t *m) {
   m->holder = a;
+  if (TR__LIKELY(a->held1 == NULL)) {
+    a->held1 = m;
+    return;
+  }
   m->prev = NULL;
   m->next = a->held;
   if (a->held) a->held->prev = m;
@@ -776,9 +805,13 @@ void tr_msg_free(tr_msg_t *m) {
   if (a != NULL) {
     tr__sched_t *s = a->s; /* the calling thread's */
     unsigned cls = m->cls;
-    if (m->prev) m->prev->next = m->next;
-    else a->held = m->next;
-    if (m->next) m->next->prev = m->prev;
+    if (TR__LIKELY(a->held1 == m)) {
+      a->held1 = NULL;
+    } else {
+      if (m->prev) m->prev->next = m->next;
+      else a->held = m->next;
+      if (m->next) m->next->prev = m->prev;
+    }
     /* The common case inline: a buffer of this scheduler's cache, with
      * no decode storage, back into the cache. */
     if (m->home == s->id && m->pool == NULL &&

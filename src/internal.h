@@ -264,10 +264,11 @@ struct tr__actor {
   uint8_t rpc_done;      /* rpc_res holds the answer to rpc_token */
   uint8_t hib;           /* hibernating: no stack (actors/hibernate.c) */
   tr__actor_t *rq_next, *rq_prev;
-  /* mailbox: FIFO of undelivered messages; held: received, not freed */
+  /* mailbox: FIFO of undelivered messages; held: received, not freed
+   * (held1, a slot for one of them, the common case, then a list) */
   tr_msg_t *mq_head, *mq_tail;
   size_t mq_len;
-  tr_msg_t *held;
+  tr_msg_t *held1, *held;
   tr_ref_t call_ref;     /* reply awaited by tr_call, 0 if none */
   tr__timer_t wait_timer;
   tr__stack_t stack;
@@ -363,6 +364,7 @@ struct tr__sched {
   uint64_t drain_until;    /* uv_hrtime() the drain ends by (0: not set) */
   int in_cleanup;          /* running defer callbacks */
   int in_drain;
+  int *errno_loc;          /* &errno of the thread draining (do_switch) */
   /* timers */
   tr__timer_t **heap;
   size_t heap_len, heap_cap;
@@ -644,7 +646,8 @@ void tr__sig_push(tr__sched_t *s, tr_msg_t *m);
  *
  *   the head  TR__ENT_INLINE | TR__ENT_REF if a ref follows | TR__ENT_SAME
  *             if to and from are those of the batch's last inline message
- *             | kind << 8 | len << 16 | children << 32
+ *             | kind << 8 | len << 16 | the entry's bytes << 24
+ *             | children << 32
  *   to, from  unless TR__ENT_SAME (a batch starts with both TR_PID_NONE)
  *   ref       if TR__ENT_REF
  *   the body  len bytes, padded to 8 */
@@ -668,11 +671,13 @@ struct tr__batch {
   _Alignas(8) unsigned char buf[];
 };
 
+/* len and the entry's size each fit the head's 8 bits for them. */
+_Static_assert(4 * 8 + TR__INLINE_MAX <= 0xff, "inline entry too big");
+
 /* Bytes of the entry whose first word is h. */
 static inline size_t tr__ent_size(uint64_t h) {
   if ((h & TR__ENT_INLINE) == 0) return sizeof(uint64_t);
-  return (size_t)(1 + ((h & TR__ENT_SAME) ? 0 : 2) + ((h & TR__ENT_REF) ? 1 : 0)) * 8 +
-         ((((size_t)(h >> 16) & 0xffff) + 7) & ~(size_t)7);
+  return (size_t)(h >> 24) & 0xff;
 }
 
 tr__batch_t *tr__batch_room_slow(tr__sched_t *dst, size_t need,
@@ -736,6 +741,7 @@ tr__sig_push_inline(tr__sched_t *dst, tr_msg_kind_t kind, tr_pid_t to,
     h |= TR__ENT_REF;
     *w++ = ref;
   }
+  h |= (uint64_t)((unsigned char *)w + pad - (b->buf + b->used)) << 24;
   ((uint64_t *)(void *)(b->buf + b->used))[0] = h;
   if (len != 0) {
     unsigned char *body = (unsigned char *)w;

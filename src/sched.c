@@ -249,10 +249,12 @@ static void target_stack(tr__sched_t *s, tr__actor_t *to, const void **bottom,
 #endif
 
 /* Switches from `from` (NULL: main) to `to` (NULL: main). errno lives in a
- * local of each side's frame, so every context keeps its own. */
+ * local of each side's frame, so every context keeps its own. Switches
+ * happen only inside tr__sched_drain, on the thread that set errno_loc:
+ * reading errno through it saves the two __errno_location calls. */
 static inline void do_switch(tr__sched_t *s, tr__actor_t *from,
                              tr__actor_t *to) {
-  int saved_errno = errno;
+  int saved_errno = *s->errno_loc;
   tr__ctx_t *fc = from ? &from->ctx : &s->main_ctx;
   tr__ctx_t *tc = to ? &to->ctx : &s->main_ctx;
 #ifdef TR_ASAN
@@ -273,7 +275,7 @@ static inline void do_switch(tr__sched_t *s, tr__actor_t *from,
 #ifdef TR_ASAN
   __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
-  errno = saved_errno;
+  *s->errno_loc = saved_errno; /* read again: the thread may differ */
 }
 
 /* Called first thing on a new actor's stack. */
@@ -416,6 +418,7 @@ void tr__sched_drain(tr__sched_t *s) {
   tr__sched_t *prev = tr__tls_sched;
   tr__tls_sched = s;
   s->in_drain = 1;
+  s->errno_loc = &errno;
   s->switches = 0;
   s->drain_until = 0;
   /* No asynchronous signal handler may run on an actor's stack. */
