@@ -269,10 +269,14 @@ struct tr__actor {
   tr_msg_t *mq_head, *mq_tail;
   size_t mq_len;
   tr_msg_t *held1, *held;
+  /* Read on every runtime entry and delivery: kept in the first lines with
+   * the fields above (a ring of 1,000 actors touches a different actor
+   * each hop). */
+  uintptr_t stack_limit; /* runtime entry below this: stack_overflow */
+  struct tr__mbox_limit *mbox_limit; /* mailbox limit, or NULL (limit.c) */
   tr_ref_t call_ref;     /* reply awaited by tr_call, 0 if none */
   tr__timer_t wait_timer;
   tr__stack_t stack;
-  uintptr_t stack_limit; /* runtime entry below this: stack_overflow */
   tr_actor_fn fn;
   void *arg;
   sigjmp_buf *fault_env; /* top frame, for the fault handler */
@@ -290,7 +294,6 @@ struct tr__actor {
   tr_pid_t parent;  /* supervisor/: who awaits its init ack (tr_sup_init_ack) */
   struct tr__io_handle *io_handles; /* I/O handles it owns (src/io_core.c) */
   struct tr__io_op *io_ops;         /* I/O requests it waits for */
-  struct tr__mbox_limit *mbox_limit; /* mailbox limit, or NULL (limit.c) */
   /* a request to another scheduler this actor waits for (remote spawn,
    * remote cancel_timer): token, and the answer once rpc_done */
   uint64_t rpc_token;
