@@ -656,11 +656,6 @@ int tr_exit_error(int code, const char *fmt, ...) {
   tr__sched_exit_current(a->s, a);
 }
 
-/* An exit signal that arrived while a was running takes effect at its next
- * runtime call. */
-void tr__check_pending_exit(tr__actor_t *a) {
-  if (TR__UNLIKELY(a->exit_pending)) tr__sched_exit_current(a->s, a);
-}
 
 /* ---- killing and reaping ------------------------------------------------ */
 

@@ -365,7 +365,7 @@ static inline __attribute__((always_inline)) void deliver(tr__actor_t *a,
   else a->mq_head = m;
   a->mq_tail = m;
   a->mq_len++;
-  if (a->state == TR__ST_WAITING) tr__sched_wake(a->s, a);
+  if (a->state == TR__ST_WAITING) tr__sched_wake_waiting(a->s, a);
 }
 
 void tr__deliver(tr__actor_t *a, tr_msg_t *m) { deliver(a, m); }

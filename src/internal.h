@@ -524,6 +524,25 @@ static inline void tr__actor_leave(tr__actor_t **pa) {
 #define TR__RQ_FRONT_RUN 1024
 /* Makes a waiting actor runnable (back of the run queue). */
 void tr__sched_wake(tr__sched_t *s, tr__actor_t *a);
+/* Appends a to the back of s's run queue. */
+static inline void tr__rq_push_back(tr__sched_t *s, tr__actor_t *a) {
+  a->rq_next = NULL;
+  a->rq_prev = s->rq_tail;
+  if (s->rq_tail) s->rq_tail->rq_next = a;
+  else s->rq_head = a;
+  s->rq_tail = a;
+}
+/* tr__sched_wake for an actor known to be waiting (a delivery's): inline
+ * while s drains (no idle handle to start) and a is not hibernated. */
+static inline void tr__sched_wake_waiting(tr__sched_t *s, tr__actor_t *a) {
+  if (TR__LIKELY(!a->hib) && TR__LIKELY(s->in_drain)) {
+    a->state = TR__ST_RUNNABLE;
+    tr__rq_push_back(s, a);
+    s->handoff = a; /* read only if the running actor exits in this slice */
+    return;
+  }
+  tr__sched_wake(s, a);
+}
 /* Makes a new actor runnable: in the running actor's batch at the front
  * if s runs an actor (its spawner), else at the back. */
 void tr__sched_start(tr__sched_t *s, tr__actor_t *a);
@@ -561,7 +580,11 @@ _Noreturn void tr__actor_exit_with(tr__actor_t *a, const tr_reason_t *r);
 /* Fault path, back in a's top frame: a's exit is the scheduler's record,
  * which the fault handler filled. */
 void tr__actor_exit_faulted(tr__actor_t *a);
-void tr__check_pending_exit(tr__actor_t *a);
+/* An exit signal that arrived while a was running takes effect at its next
+ * runtime call. */
+static inline void tr__check_pending_exit(tr__actor_t *a) {
+  if (TR__UNLIKELY(a->exit_pending)) tr__sched_exit_current(a->s, a);
+}
 void tr__kill_all(tr__sched_t *s, tr_reason_kind_t kind);
 /* Gives a a stack and a fresh context that starts a->fn(a->arg) in the
  * top frame spawn uses. Returns 0, TR_ENOMEM or TR_EMAPCOUNT. */

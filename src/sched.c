@@ -126,13 +126,6 @@ static void rq_demote_front(tr__sched_t *s) {
   s->rq_tail = last;
 }
 
-static inline void back_push(tr__sched_t *s, tr__actor_t *a) {
-  a->rq_next = NULL;
-  a->rq_prev = s->rq_tail;
-  if (s->rq_tail) s->rq_tail->rq_next = a;
-  else s->rq_head = a;
-  s->rq_tail = a;
-}
 
 /* Puts a in the front after `prev`, a front actor (NULL: at the head). */
 static inline void front_insert(tr__sched_t *s, tr__actor_t *a,
@@ -191,9 +184,10 @@ static inline void idle_ensure(tr__sched_t *s) {
   }
 }
 
+/* tr__sched_wake_waiting (src/internal.h) is the inline half of this. */
 static inline void wake_push(tr__sched_t *s, tr__actor_t *a) {
   a->state = TR__ST_RUNNABLE;
-  back_push(s, a);
+  tr__rq_push_back(s, a);
   s->handoff = a; /* read only if the running actor exits in this slice */
   idle_ensure(s);
 }
@@ -227,7 +221,7 @@ void tr__sched_start(tr__sched_t *s, tr__actor_t *a) {
     front_insert(s, a, s->rqf_last);
     s->rqf_last = a;
   } else {
-    back_push(s, a);
+    tr__rq_push_back(s, a);
   }
   idle_ensure(s);
 }
