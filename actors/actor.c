@@ -656,7 +656,6 @@ int tr_exit_error(int code, const char *fmt, ...) {
   tr__sched_exit_current(a->s, a);
 }
 
-
 /* ---- killing and reaping ------------------------------------------------ */
 
 /* Ends actor a with reason r. The current actor only gets a pending exit

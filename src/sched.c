@@ -126,7 +126,6 @@ static void rq_demote_front(tr__sched_t *s) {
   s->rq_tail = last;
 }
 
-
 /* Puts a in the front after `prev`, a front actor (NULL: at the head). */
 static inline void front_insert(tr__sched_t *s, tr__actor_t *a,
                                 tr__actor_t *prev) {
