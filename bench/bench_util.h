@@ -57,6 +57,30 @@ static inline int bench_vma_count(void) {
   return n;
 }
 
+/* A msgpack uint64 (0xcf, then 8 bytes big-endian: fixed width, so the
+ * message size never changes), packed and read with one byte swap each
+ * way, as an application would write it. bench_pack_u64 returns 9. */
+static inline uint64_t bench_be64(uint64_t v) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return __builtin_bswap64(v);
+#else
+  return v;
+#endif
+}
+
+static inline size_t bench_pack_u64(unsigned char *b, uint64_t v) {
+  uint64_t be = bench_be64(v);
+  b[0] = 0xcf;
+  memcpy(b + 1, &be, 8);
+  return 9;
+}
+
+static inline uint64_t bench_read_u64(const unsigned char *b) {
+  uint64_t be;
+  memcpy(&be, b + 1, 8);
+  return bench_be64(be); /* its own inverse */
+}
+
 static inline void bench_result(const char *workload, int threads, double value,
                                 const char *unit) {
   printf("RESULT %s troupe %d %.2f %s\n", workload, threads, value, unit);

@@ -17,30 +17,6 @@ static tr_pid_t ring[NODES];
 static uint64_t total_hops, final_count, t0, t1;
 static int nsched;
 
-/* msgpack's uint64 is big-endian: one byte swap each way, as an
- * application would write it (a byte loop here cost about 110
- * instructions a hop, a quarter of the hop). */
-static uint64_t to_be64(uint64_t v) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  return __builtin_bswap64(v);
-#else
-  return v;
-#endif
-}
-
-static size_t pack_uint(unsigned char *b, uint64_t v) {
-  uint64_t be = to_be64(v);
-  b[0] = 0xcf; /* uint64, fixed width: the message size never changes */
-  memcpy(b + 1, &be, 8);
-  return 9;
-}
-
-static uint64_t unpack_uint(const unsigned char *b) {
-  uint64_t be;
-  memcpy(&be, b + 1, 8);
-  return to_be64(be); /* its own inverse */
-}
-
 static void node(void *arg) {
   size_t me = (size_t)(uintptr_t)arg;
   tr_pid_t next = TR_PID_NONE;
@@ -49,7 +25,7 @@ static void node(void *arg) {
     tr_msg_t *m;
     uint64_t hops;
     if (tr_recv(&m, -1) != 0) return;
-    hops = unpack_uint(tr_msg_data(m, NULL));
+    hops = bench_read_u64(tr_msg_data(m, NULL));
     tr_msg_free(m);
     if (hops == total_hops) { /* the last hop arrived: stop everyone */
       t1 = bench_now_ns();
@@ -61,7 +37,7 @@ static void node(void *arg) {
     /* Read once the token came: the starter filled ring[] before sending it
      * (a node on another scheduler may start before the ring is complete). */
     if (next == TR_PID_NONE) next = ring[(me + 1) % NODES];
-    tr_send(next, buf, pack_uint(buf, hops + 1));
+    tr_send(next, buf, bench_pack_u64(buf, hops + 1));
   }
 }
 
@@ -78,7 +54,7 @@ static void starter(void *arg) {
   tr_yield(); /* all nodes start and block in tr_recv (they read ring[] once
                * started, after every pid is known) */
   t0 = bench_now_ns();
-  tr_send(ring[0], buf, pack_uint(buf, 0));
+  tr_send(ring[0], buf, bench_pack_u64(buf, 0));
 }
 
 int main(int argc, char **argv) {

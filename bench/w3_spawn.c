@@ -34,19 +34,6 @@ typedef struct {
   tr_pid_t parent;
 } sky_t;
 
-static size_t pack_u64(unsigned char *b, uint64_t v) {
-  b[0] = 0xcf;
-  for (int i = 0; i < 8; i++) b[1 + i] = (unsigned char)(v >> (56 - 8 * i));
-  return 9;
-}
-
-static uint64_t read_u64(const tr_msg_t *m) {
-  const unsigned char *b = tr_msg_data(m, NULL);
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = (v << 8) | b[1 + i];
-  return v;
-}
-
 static void skynet(void *arg) {
   sky_t me = *(sky_t *)arg;
   unsigned char buf[9];
@@ -64,13 +51,13 @@ static void skynet(void *arg) {
     for (int i = 0; i < 10; i++) {
       tr_msg_t *m;
       tr_recv(&m, -1);
-      total += read_u64(m);
+      total += bench_read_u64(tr_msg_data(m, NULL));
       tr_msg_free(m);
     }
   } else {
     total = me.num;
   }
-  if (me.parent) tr_send(me.parent, buf, pack_u64(buf, total));
+  if (me.parent) tr_send(me.parent, buf, bench_pack_u64(buf, total));
   else sum = total;
 }
 
