@@ -532,16 +532,18 @@ static inline void tr__rq_push_back(tr__sched_t *s, tr__actor_t *a) {
   else s->rq_head = a;
   s->rq_tail = a;
 }
+/* Makes a (waiting, not hibernated) runnable at the back of the queue;
+ * the caller starts the idle handle if s is attached and not draining. */
+static inline void tr__rq_wake_push(tr__sched_t *s, tr__actor_t *a) {
+  a->state = TR__ST_RUNNABLE;
+  tr__rq_push_back(s, a);
+  s->handoff = a; /* read only if the running actor exits in this slice */
+}
 /* tr__sched_wake for an actor known to be waiting (a delivery's): inline
  * while s drains (no idle handle to start) and a is not hibernated. */
 static inline void tr__sched_wake_waiting(tr__sched_t *s, tr__actor_t *a) {
-  if (TR__LIKELY(!a->hib) && TR__LIKELY(s->in_drain)) {
-    a->state = TR__ST_RUNNABLE;
-    tr__rq_push_back(s, a);
-    s->handoff = a; /* read only if the running actor exits in this slice */
-    return;
-  }
-  tr__sched_wake(s, a);
+  if (TR__LIKELY(!a->hib) && TR__LIKELY(s->in_drain)) tr__rq_wake_push(s, a);
+  else tr__sched_wake(s, a);
 }
 /* Makes a new actor runnable: in the running actor's batch at the front
  * if s runs an actor (its spawner), else at the back. */

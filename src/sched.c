@@ -183,11 +183,8 @@ static inline void idle_ensure(tr__sched_t *s) {
   }
 }
 
-/* tr__sched_wake_waiting (src/internal.h) is the inline half of this. */
 static inline void wake_push(tr__sched_t *s, tr__actor_t *a) {
-  a->state = TR__ST_RUNNABLE;
-  tr__rq_push_back(s, a);
-  s->handoff = a; /* read only if the running actor exits in this slice */
+  tr__rq_wake_push(s, a);
   idle_ensure(s);
 }
 
