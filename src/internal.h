@@ -357,6 +357,10 @@ struct tr__sched {
   tr__actor_t *handoff;    /* last actor the running actor woke */
   unsigned front_run;      /* consecutive dispatches from the front */
   tr__actor_t *dying_head, *dying_tail;
+  /* Freed actor records kept for the next spawn (actors/actor.c), linked
+   * through dying_next: a spawn+exit then costs no malloc and no free. */
+  tr__actor_t *actor_free;
+  uint32_t actor_nfree;
   tr__actor_t *hib_pending; /* switched to main to give its stack back */
   tr__slots_t pids;
   tr__slots_t timer_refs;
@@ -572,6 +576,8 @@ void tr__sched_settle(tr__sched_t *s);
 /* actor.c */
 void tr__actor_kill(tr__sched_t *s, tr__actor_t *a, const tr_reason_t *r);
 void tr__reap(tr__sched_t *s);
+/* Frees the actor records cached for reuse (at scheduler teardown). */
+void tr__actor_cache_destroy(tr__sched_t *s);
 void tr__reason_set(tr_reason_t *r, tr_reason_kind_t kind);
 /* The reason a dead (or exit-pending) actor ended with; "normal" if none
  * was set. Valid until a is freed. */

@@ -521,6 +521,7 @@ void tr__sched_close_handles(tr__sched_t *s) {
 
 void tr__sched_destroy(tr__sched_t *s) {
   tr__io_destroy(s);
+  tr__actor_cache_destroy(s);
   tr__msg_cache_destroy(s);
   tr__batch_cache_destroy(s);
   tr__timers_destroy(s);

@@ -184,12 +184,13 @@ const char *tr__stack_guard_method(void) {
 /* Class index for a requested size, or -1 if out of range. Classes below
  * the page size (64 KiB pages) are folded into the page-sized class. */
 static int cls_index(size_t size) {
-  int shift = CLS_MIN_SHIFT;
+  int shift;
 
   if (size < TR_STACK_SIZE_MIN || size > TR_STACK_SIZE_MAX) return -1;
-  while (((size_t)1 << shift) < size || ((size_t)1 << shift) < page_size)
-    shift++;
-  return shift - CLS_MIN_SHIFT;
+  if (size < page_size) size = page_size;
+  /* the smallest shift with 1 << shift >= size (size - 1 > 0 here) */
+  shift = 64 - __builtin_clzll((unsigned long long)(size - 1));
+  return shift < CLS_MIN_SHIFT ? 0 : shift - CLS_MIN_SHIFT;
 }
 
 static size_t slot_len(const cls_t *c) { return guard_size + c->size; }
