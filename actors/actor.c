@@ -191,13 +191,17 @@ static tr__actor_t *actor_record_new(tr__sched_t *s) {
 }
 
 static void actor_record_free(tr__sched_t *s, tr__actor_t *a) {
-  if (s->actor_nfree >= ACTOR_CACHE_MAX) {
-    free(a);
+#if ACTOR_CACHE_MAX > 0
+  if (s->actor_nfree < ACTOR_CACHE_MAX) {
+    a->dying_next = s->actor_free;
+    s->actor_free = a;
+    s->actor_nfree++;
     return;
   }
-  a->dying_next = s->actor_free;
-  s->actor_free = a;
-  s->actor_nfree++;
+#else
+  (void)s;
+#endif
+  free(a);
 }
 
 void tr__actor_cache_destroy(tr__sched_t *s) {
