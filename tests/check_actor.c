@@ -214,6 +214,35 @@ START_TEST(test_yield_alone) {
 }
 END_TEST
 
+/* Cache colouring (design.md, "Stack slots"): actors alive at once, each
+ * on a slot of its own, start their frames at different offsets within a
+ * page; without the colouring every one would be at the same offset. */
+#define COLOUR_ACTORS 64
+static unsigned colour_off[COLOUR_ACTORS];
+
+static void colour_probe(void *arg) {
+  unsigned i = (unsigned)(uintptr_t)arg;
+  colour_off[i] = (unsigned)((uintptr_t)__builtin_frame_address(0) & 4095);
+}
+
+START_TEST(test_stack_colouring) {
+  tr_runtime_t *rt = NULL;
+  unsigned distinct = 0;
+  TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
+  for (unsigned i = 0; i < COLOUR_ACTORS; i++)
+    TR_OK(tr_spawn(rt, colour_probe, (void *)(uintptr_t)i, NULL, NULL));
+  TR_OK(tr_runtime_run(rt));
+  TR_OK(tr_runtime_free(rt));
+  for (unsigned i = 0; i < COLOUR_ACTORS; i++) {
+    unsigned j = 0;
+    while (j < i && colour_off[j] != colour_off[i]) j++;
+    if (j == i) distinct++;
+  }
+  /* 32 colours hashed over 64 slots: about 28 distinct expected */
+  ck_assert_uint_ge(distinct, 8);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Run order: spawned actors and hand-offs run first, within a bound        */
 /* ------------------------------------------------------------------------ */
@@ -1298,6 +1327,7 @@ static Suite *suite_actor(void) {
   tcase_add_test(basic, test_return_is_normal_exit);
   tcase_add_test(basic, test_yield_interleaving);
   tcase_add_test(basic, test_yield_alone);
+  tcase_add_test(basic, test_stack_colouring);
   tcase_add_test(basic, test_exit_reasons);
   tcase_add_test(basic, test_exit_outside);
   tcase_add_test(basic, test_stale_pid);
