@@ -228,6 +228,7 @@ static void colour_probe(void *arg) {
 START_TEST(test_stack_colouring) {
   tr_runtime_t *rt = NULL;
   unsigned distinct = 0;
+  if (tr_test_on_tsan()) return; /* the TSan build does not colour */
   TR_OK(tr_runtime_new(&rt, tr_test_cfg1()));
   for (unsigned i = 0; i < COLOUR_ACTORS; i++)
     TR_OK(tr_spawn(rt, colour_probe, (void *)(uintptr_t)i, NULL, NULL));
