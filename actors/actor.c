@@ -168,7 +168,7 @@ static void actor_main(void *arg) {
  * bytes up to a sixteenth of the stack (at most 1,984 bytes), comes from
  * a hash of the slot's address, so a slot always gets the same one, and
  * an idle actor's frames stay within the top page (W5). */
-static size_t stack_color(const tr__stack_t *st) {
+static size_t stack_colour(const tr__stack_t *st) {
 #ifdef TR_TSAN
   /* TSan's instrumentation calls its runtime on every access: a stack
    * overflow lands in the actor's frame or in that runtime (fatal: code
@@ -187,7 +187,7 @@ actor_stack_new(tr__sched_t *s, tr__actor_t *a, size_t size) {
   int err = tr__stack_get(s->stacks, size, &a->stack);
   if (err != 0) return err;
   a->stack_limit = (uintptr_t)a->stack.lo + reserve_for(a);
-  tr__ctx_make(&a->ctx, a->stack.lo, a->stack.size - stack_color(&a->stack),
+  tr__ctx_make(&a->ctx, a->stack.lo, a->stack.size - stack_colour(&a->stack),
                actor_main, a);
 #ifdef TR_TSAN
   a->tsan_fiber = __tsan_create_fiber(0);
@@ -200,7 +200,7 @@ int tr__actor_stack_new(tr__sched_t *s, tr__actor_t *a, size_t size) {
 }
 
 /* Actor records: a per-scheduler cache of freed ones, so that spawn+exit
- * costs no malloc and no free (W3: the two were a quarter of its
+ * costs no malloc and no free (W3: the two were a third of its
  * instructions, because a spawn burst frees more records than glibc's
  * thread cache holds and the rest go through _int_free). The sanitizer
  * and valgrind builds keep no cache, so a use after free is still caught. */
