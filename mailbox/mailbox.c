@@ -241,6 +241,60 @@ static __attribute__((noinline, cold)) tr_msg_t *msg_alloc_copy(tr__sched_t *s,
   return m;
 }
 
+/* Head bits of the entries inline_chain takes: an inline user message
+ * with the last one's to and from, no ref and a one-word body (an entry of
+ * 16 bytes: 1 to 8 bytes of body). */
+#define TR__CHAIN_MASK (UINT64_C(0xff) << 24 | UINT64_C(0xff) << 8 | \
+                        TR__ENT_INLINE | TR__ENT_REF | TR__ENT_SAME)
+#define TR__CHAIN_HEAD (UINT64_C(16) << 24 | (uint64_t)TR_MSG_USER << 8 | \
+                        TR__ENT_INLINE | TR__ENT_SAME)
+_Static_assert(sizeof(tr_msg_t) + 16 <= 128, "a one-word message is class 0");
+
+/* tr__deliver_inline_run's common case: the entries of b from `at` on
+ * that are one-word user messages to a (alive, no mailbox limit) from
+ * `from`, at most up to `budget` counted in *count. They are built into a
+ * chain in buffers of s's cache and queued with one append: per message,
+ * only its header and its word are written. Stops at any other entry, or
+ * when the cache has no buffer (the general path then mallocs one).
+ * Returns where it stopped. */
+static inline uint32_t inline_chain(tr__sched_t *s, tr__batch_t *b,
+                                    tr__actor_t *a, uint32_t at,
+                                    tr_pid_t from, size_t *count,
+                                    size_t budget) {
+  uint32_t used = b->used, n = s->msg_cache[0].n;
+  tr_msg_t **v = s->msg_cache[0].v;
+  tr_msg_t *first = NULL, *last = NULL;
+  size_t c = *count, k = 0;
+  while (at < used && c < budget && n != 0) {
+    const uint64_t *w = (const uint64_t *)(const void *)(b->buf + at);
+    uint64_t h = w[0];
+    tr_msg_t *m;
+    if ((h & TR__CHAIN_MASK) != TR__CHAIN_HEAD) break;
+    __builtin_prefetch(b->buf + at + 256);
+    m = v[--n];
+    m->cls = 0;
+    m->home = (uint8_t)s->id;
+    msg_header(m, TR_MSG_USER, from, 0, (size_t)(h >> 16) & 0xff,
+               (uint32_t)(h >> 32));
+    memcpy(m->data, w + 1, 8);
+    if (last != NULL) last->next = m;
+    else first = m;
+    last = m;
+    at += 16;
+    c++;
+    k++;
+  }
+  s->msg_cache[0].n = n;
+  *count = c;
+  if (k == 0) return at;
+  if (a->mq_tail) a->mq_tail->next = first;
+  else a->mq_head = first;
+  a->mq_tail = last;
+  a->mq_len += k;
+  if (a->state == TR__ST_WAITING) tr__sched_wake_waiting(s, a);
+  return at;
+}
+
 /* The receiving half of inline messages (src/internal.h): applies the run
  * of inline entries of b from b->next on, up to its first pointer entry,
  * its end or `budget` entries. Each message is copied into a buffer from
@@ -301,7 +355,14 @@ size_t tr__deliver_inline_run(tr__sched_t *s, tr__batch_t *b, size_t budget) {
     }
     deliver(a, m);
     /* A mailbox limit's policy may have killed a: look it up again. */
-    if (TR__UNLIKELY(a->mbox_limit != NULL)) cached = TR_PID_NONE;
+    if (TR__UNLIKELY(a->mbox_limit != NULL)) {
+      cached = TR_PID_NONE;
+      continue;
+    }
+    /* The run that follows, while its entries are plain one-word user
+     * messages to the same actor, is chained and queued at once. */
+    if (a->state != TR__ST_DEAD)
+      at = inline_chain(s, b, a, at, from, &count, budget);
   }
   b->next = at;
   b->to = to;
@@ -476,7 +537,7 @@ static int send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
   tr_msg_t *m;
   if (dst == NULL) return 0; /* no such scheduler: a dead pid */
   if (len <= TR__INLINE_MAX) { /* dropped there if to is dead */
-    tr__sig_push_inline(dst, kind, to, from, ref, data, len, children);
+    tr__sig_push_inline(NULL, dst, kind, to, from, ref, data, len, children);
     return 0;
   }
   m = tr__msg_new(kind, data, len, 0);
@@ -494,21 +555,30 @@ int tr__send_remote(tr__sched_t *s, tr_msg_kind_t kind, tr_pid_t from,
   return send_remote(s, kind, from, to, ref, data, len, TR__MSG_UNCOUNTED);
 }
 
-/* send_bytes to an actor of another scheduler: send_remote for a user
- * message, with the inline case written out here (no ref, six arguments so
- * that the call is a jump), so that a small message to another scheduler
- * takes one call below tr_send. */
-static __attribute__((noinline)) int send_remote_user(tr__sched_t *s,
-                                                      tr_pid_t from, tr_pid_t to,
-                                                      const void *data,
-                                                      size_t len,
-                                                      uint32_t children) {
+/* A user message to an actor of another scheduler: send_remote, with the
+ * inline case written out here (no ref). */
+static inline __attribute__((always_inline)) int
+send_remote_user_inl(tr__sched_t *self, tr__sched_t *s, tr_pid_t from,
+                     tr_pid_t to, const void *data, size_t len,
+                     uint32_t children) {
   tr__sched_t *dst;
   if (TR__UNLIKELY(len > TR__INLINE_MAX))
     return send_remote(s, TR_MSG_USER, from, to, 0, data, len, children);
   if ((dst = tr__pid_owner(s->rt, to)) == NULL) return 0; /* a dead pid */
-  tr__sig_push_inline(dst, TR_MSG_USER, to, from, 0, data, len, children);
+  tr__sig_push_inline(self, dst, TR_MSG_USER, to, from, 0, data, len,
+                      children);
   return 0;
+}
+
+/* send_bytes' out-of-line copy (six arguments, so that the call is a
+ * jump), which keeps the local path's frame small. */
+static __attribute__((noinline)) int send_remote_user(tr__sched_t *s,
+                                                      tr_pid_t from,
+                                                      tr_pid_t to,
+                                                      const void *data,
+                                                      size_t len,
+                                                      uint32_t children) {
+  return send_remote_user_inl(NULL, s, from, to, data, len, children);
 }
 
 /* Sends validated bytes from sender `from` on scheduler s. */
@@ -529,9 +599,48 @@ static inline __attribute__((always_inline)) int send_bytes(tr__sched_t *s, tr_p
   return 0;
 }
 
-int tr_send(tr_pid_t to, const void *data, size_t len) {
+/* tr_send to an actor of another scheduler than s's, from a, its running
+ * actor: the whole of it in one frame. */
+static __attribute__((noinline)) int send_remote_entry(tr_pid_t to,
+                                                       const void *data,
+                                                       size_t len,
+                                                       tr__actor_t *a,
+                                                       tr__sched_t *s) {
+  tr__actor_t *self __attribute__((cleanup(tr__actor_leave))) =
+      tr__actor_enter_running(a);
+  int64_t children = validate(data, len);
+  if (children < 0) return (int)children;
+  return send_remote_user_inl(s, s, self->pid, to, data, len,
+                              (uint32_t)children);
+}
+
+/* tr_send to an actor of a's scheduler (a: the running actor). */
+static __attribute__((noinline)) int send_local_entry(tr_pid_t to,
+                                                      const void *data,
+                                                      size_t len,
+                                                      tr__actor_t *a) {
+  tr__actor_t *self __attribute__((cleanup(tr__actor_leave))) =
+      tr__actor_enter_running(a);
+  return send_bytes(self->s, self->pid, to, data, len);
+}
+
+/* tr_send outside any actor: the error. */
+static __attribute__((noinline)) int send_entry(tr_pid_t to, const void *data,
+                                                size_t len) {
   TR__ACTOR_OR_RETURN(a);
   return send_bytes(a->s, a->pid, to, data, len);
+}
+
+/* Only dispatches, with a jump to either path: their frames differ, and a
+ * prologue spent on the wrong one costs a dozen instructions a message. */
+int tr_send(tr_pid_t to, const void *data, size_t len) {
+  tr__sched_t *s = tr__tls_sched;
+  tr__actor_t *a;
+  if (TR__UNLIKELY(s == NULL) || TR__UNLIKELY((a = s->current) == NULL))
+    return send_entry(to, data, len);
+  /* (tr_send's arguments stay in their registers for either jump) */
+  if (tr__pid_sched(to) != s->id) return send_remote_entry(to, data, len, a, s);
+  return send_local_entry(to, data, len, a);
 }
 
 int tr_runtime_send(tr_runtime_t *rt, tr_pid_t to, const void *data,
@@ -644,7 +753,7 @@ static inline void hold(tr__actor_t *a, tr_msg_t *m) {
 }
 
 /* Unlinks m (whose predecessor is prev) from a's queue. */
-static void unqueue(tr__actor_t *a, tr_msg_t *prev, tr_msg_t *m) {
+static inline void unqueue(tr__actor_t *a, tr_msg_t *prev, tr_msg_t *m) {
   if (prev) prev->next = m->next;
   else a->mq_head = m->next;
   if (a->mq_tail == m) a->mq_tail = prev;
@@ -709,11 +818,12 @@ found:
   return 0;
 }
 
-int tr_recv(tr_msg_t **msg, int timeout_ms) {
-  TR__ACTOR_OR_RETURN(a);
+/* tr_recv for a, the running actor, once it holds the runtime section. */
+static inline __attribute__((always_inline)) int
+recv_body(tr__actor_t *a, tr_msg_t **msg, int timeout_ms) {
   tr_msg_t *m;
   if (msg == NULL || timeout_ms < -1) return TR_EINVAL;
-  /* Fast path: take the oldest message, or wait forever for one. */
+  /* Take the oldest message, or wait forever for one. */
   for (;;) {
     m = a->mq_head;
     if (m == NULL && timeout_ms == -1) {
@@ -729,6 +839,43 @@ int tr_recv(tr_msg_t **msg, int timeout_ms) {
     return 0;
   }
   return recv_impl(a, msg, match_any, NULL, 0, timeout_ms);
+}
+
+/* tr_recv from a, the running actor, but no message at hand. */
+static __attribute__((noinline)) int recv_running(tr_msg_t **msg,
+                                                  int timeout_ms,
+                                                  tr__actor_t *a) {
+  tr__actor_t *self __attribute__((cleanup(tr__actor_leave))) =
+      tr__actor_enter_running(a);
+  return recv_body(self, msg, timeout_ms);
+}
+
+/* tr_recv outside any actor: the error. */
+static __attribute__((noinline)) int recv_entry(tr_msg_t **msg,
+                                                int timeout_ms) {
+  TR__ACTOR_OR_RETURN(a);
+  return recv_body(a, msg, timeout_ms);
+}
+
+/* The oldest message, when there is one, is taken here in a few
+ * instructions and no frame (no stack to reserve, nothing that can fault:
+ * the stack check needs no runtime section); everything else jumps to
+ * recv_running. */
+int tr_recv(tr_msg_t **msg, int timeout_ms) {
+  tr__sched_t *s = tr__tls_sched;
+  tr__actor_t *a;
+  tr_msg_t *m;
+  if (TR__UNLIKELY(s == NULL) || TR__UNLIKELY((a = s->current) == NULL))
+    return recv_entry(msg, timeout_ms);
+  if ((m = a->mq_head) != NULL && TR__LIKELY(m->kind != TR_MSG_REPLY) &&
+      TR__LIKELY(msg != NULL) && TR__LIKELY(timeout_ms >= -1) &&
+      TR__LIKELY(tr__stack_pointer() >= a->stack_limit)) {
+    unqueue(a, NULL, m);
+    hold(a, m);
+    *msg = m;
+    return 0;
+  }
+  return recv_running(msg, timeout_ms, a);
 }
 
 typedef struct {

@@ -498,6 +498,29 @@ tr_ref_t tr__make_ref(tr__sched_t *s);
  * set to TR_ENOTACTOR / TR_ECLEANUP. Also enforces the stack reserve: an
  * actor too close to its guard exits with stack_overflow here. */
 _Noreturn void tr__reserve_exhausted(tr__actor_t *a, uintptr_t at);
+/* The stack pointer, near enough for the reserve check, without making
+ * the caller set up a frame. */
+static inline __attribute__((always_inline)) uintptr_t tr__stack_pointer(void) {
+  uintptr_t sp;
+#if defined(__x86_64__)
+  __asm__("mov %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+  __asm__("mov %0, sp" : "=r"(sp));
+#else
+  sp = (uintptr_t)__builtin_frame_address(0);
+#endif
+  return sp;
+}
+
+/* tr__actor_enter for a (not NULL), the running actor of the calling
+ * thread's scheduler. */
+static inline tr__actor_t *tr__actor_enter_running(tr__actor_t *a) {
+  char probe;
+  if (TR__UNLIKELY((uintptr_t)&probe < a->stack_limit))
+    tr__reserve_exhausted(a, (uintptr_t)&probe);
+  a->in_runtime++;
+  return a;
+}
 static inline tr__actor_t *tr__actor_enter(int *err) {
   tr__sched_t *s = tr__tls_sched;
   tr__actor_t *a = s != NULL ? s->current : NULL;
@@ -745,16 +768,26 @@ static inline void tr__batch_pushed(tr__sched_t *s, tr__sched_t *dst,
 }
 
 /* Sends a copy of a small message (len <= TR__INLINE_MAX) to `to` on dst,
- * inside the batch: dst copies it into a buffer of its own. */
+ * inside the batch: dst copies it into a buffer of its own. `self`, if not
+ * NULL, is the calling thread's scheduler, known to be running an actor
+ * (which spares the checks for the other cases). */
 static inline __attribute__((always_inline)) void
-tr__sig_push_inline(tr__sched_t *dst, tr_msg_kind_t kind, tr_pid_t to,
-                    tr_pid_t from, tr_ref_t ref, const void *data, size_t len,
-                    uint32_t children) {
-  tr__sched_t *s;
+tr__sig_push_inline(tr__sched_t *self, tr__sched_t *dst, tr_msg_kind_t kind,
+                    tr_pid_t to, tr_pid_t from, tr_ref_t ref, const void *data,
+                    size_t len, uint32_t children) {
+  tr__sched_t *s = self;
   size_t pad = (len + 7) & ~(size_t)7;
   /* Room for the long form: the short one may not be possible in a new
    * batch. */
-  tr__batch_t *b = tr__batch_room(dst, 24 + (ref != 0 ? 8 : 0) + pad, &s);
+  size_t need = 24 + (ref != 0 ? 8 : 0) + pad;
+  tr__batch_t *b;
+  if (self != NULL) {
+    b = s->out[dst->id];
+    if (TR__UNLIKELY(b == NULL) || TR__UNLIKELY(b->used + need > b->cap))
+      b = tr__batch_room_slow(dst, need, &s);
+  } else {
+    b = tr__batch_room(dst, need, &s);
+  }
   uint64_t *w = (uint64_t *)(void *)(b->buf + b->used);
   uint64_t h = TR__ENT_INLINE | (uint64_t)kind << 8 | (uint64_t)len << 16 |
                (uint64_t)children << 32;
@@ -780,14 +813,19 @@ tr__sig_push_inline(tr__sched_t *dst, tr_msg_kind_t kind, tr_pid_t to,
   if (len != 0) {
     unsigned char *body = (unsigned char *)w;
     w[(len - 1) / 8] = 0; /* padding: the receiver copies words */
-    if (len <= 8) {
+    if (len == 1) {
+      body[0] = *(const unsigned char *)data;
+    } else if (len <= 8) {
       for (size_t i = 0; i < len; i++) body[i] = ((const unsigned char *)data)[i];
     } else {
       memcpy(body, data, len);
     }
   }
   b->used = (uint32_t)((unsigned char *)w + pad - b->buf);
-  tr__batch_pushed(s, dst, b);
+  if (self == NULL)
+    tr__batch_pushed(s, dst, b);
+  else if (atomic_load_explicit(&dst->inbox.wake, memory_order_relaxed) != 0)
+    tr__batch_push_now(s, dst, b); /* tr__batch_pushed's actor case */
 }
 
 /* Frees s's recycled batches (runtime teardown). */

@@ -1113,22 +1113,66 @@ typedef struct {
   _Atomic int foreign;
   _Atomic int sender_scheds;
   _Atomic int call_errors;
+  int small; /* messages of 1 to 8 bytes, as most cross-scheduler traffic */
 } stress_t;
 
 static stress_t stress;
+
+/* [id, seq] as a fixarray of two msgpack uints: seq as uint 64 (11 bytes
+ * in all), or, in the small mode, in as few bytes as it fits (3 to 7) and
+ * in 8 bytes every 61st message, an uint 64 every 97th (which ends a run of
+ * one-word messages in the receiver's batch). Returns the length. */
+static size_t stress_encode(unsigned char *buf, int id, uint64_t seq) {
+  size_t n = 0, w;
+  buf[n++] = 0x92;
+  buf[n++] = (unsigned char)id;
+  if (!stress.small || seq % 97 == 96) w = 8, buf[n++] = 0xcf;
+  else if (seq % 61 == 60) w = 5, buf[0] = 0x93, buf[n++] = 0xc0; /* + nil */
+  else if (seq < 0x80) w = 0;
+  else if (seq < 0x100) w = 1, buf[n++] = 0xcc;
+  else if (seq < 0x10000) w = 2, buf[n++] = 0xcd;
+  else w = 4, buf[n++] = 0xce;
+  if (w == 5) { /* [id, nil, seq] with seq as uint 32: 8 bytes */
+    buf[n++] = 0xce;
+    w = 4;
+  }
+  if (w == 0) buf[n++] = (unsigned char)seq;
+  for (size_t b = w; b-- > 0;) buf[n++] = (unsigned char)(seq >> (8 * b));
+  return n;
+}
+
+/* stress_encode's inverse: 0 if d (len bytes) is a message of sender *id
+ * with sequence number *seq, -1 if it is not one. */
+static int stress_decode(const unsigned char *d, size_t len, int *id,
+                         uint64_t *seq) {
+  size_t at = 2, w;
+  unsigned char buf[16];
+  if (len < 3 || len > 11 || (d[0] != 0x92 && d[0] != 0x93) ||
+      d[1] >= NSENDERS)
+    return -1;
+  if (d[0] == 0x93 && (len < 4 || d[at++] != 0xc0)) return -1;
+  switch (d[at]) {
+  case 0xcc: w = 1; break;
+  case 0xcd: w = 2; break;
+  case 0xce: w = 4; break;
+  case 0xcf: w = 8; break;
+  default: w = 0; break;
+  }
+  if ((w == 0 && d[at] >= 0x80) || at + 1 + w > len) return -1;
+  *seq = w == 0 ? d[at] : 0;
+  for (size_t b = 0; b < w; b++) *seq = *seq << 8 | d[at + 1 + b];
+  *id = d[1];
+  /* exactly the bytes the sender would have written */
+  return stress_encode(buf, *id, *seq) == len && memcmp(buf, d, len) == 0 ? 0 : -1;
+}
 
 static void stress_sender(void *arg) {
   int id = (int)(intptr_t)arg;
   uint64_t acked = 0;
   atomic_fetch_or(&stress.sender_scheds, 1 << tr_sched_self());
   for (uint64_t seq = 0; seq < stress.msgs; seq++) {
-    /* [id, seq] as 2 small msgpack ints (fixarray + uint). */
     unsigned char buf[16];
-    size_t n = 0;
-    buf[n++] = 0x92;
-    buf[n++] = (unsigned char)id;
-    buf[n++] = 0xcf;
-    for (int b = 7; b >= 0; b--) buf[n++] = (unsigned char)(seq >> (8 * b));
+    size_t n = stress_encode(buf, id, seq);
     /* No ck_assert in the hot loops: each one writes to Check's pipe. */
     if (tr_send(stress.receiver, buf, n) != 0) atomic_fetch_add(&stress.call_errors, 1);
     if ((seq & 63) == 63 && tr_yield() != 0) atomic_fetch_add(&stress.call_errors, 1);
@@ -1160,13 +1204,11 @@ static void stress_receiver(void *arg) {
       break;
     }
     d = tr_msg_data(m, &len);
-    if (len != 11 || d[0] != 0x92 || d[1] >= NSENDERS) {
+    if (stress_decode(d, len, &id, &seq) != 0) {
       atomic_fetch_add(&stress.foreign, 1);
       tr_msg_free(m);
       continue;
     }
-    id = d[1];
-    for (int b = 0; b < 8; b++) seq = seq << 8 | d[3 + b];
     if (from[id] == TR_PID_NONE) from[id] = tr_msg_from(m);
     if (seq != next[id] || tr_msg_from(m) != from[id])
       atomic_fetch_add(&stress.order_errors, 1);
@@ -1180,10 +1222,11 @@ static void stress_receiver(void *arg) {
   for (int i = 0; i < NSENDERS; i++) atomic_store(&stress.got[i], next[i]);
 }
 
-static void stress_run(unsigned nsched) {
+static void stress_run(unsigned nsched, int small) {
   tr_runtime_t *rt = new_rt(nsched, TR_PLACE_LOCAL);
   const char *e = getenv("TR_MULTI_MSGS");
   memset(&stress, 0, sizeof(stress));
+  stress.small = small;
   stress.msgs = e ? strtoull(e, NULL, 10) : STRESS_MSGS_DEFAULT;
   stress.receiver = spawn_on(rt, 0, stress_receiver, NULL);
   for (int i = 0; i < NSENDERS; i++)
@@ -1201,11 +1244,18 @@ static void stress_run(unsigned nsched) {
 }
 
 /* 8 senders on 8 schedulers, the receiver on a ninth. */
-START_TEST(test_stress_n_to_1_nine_scheds) { stress_run(NSENDERS + 1); }
+START_TEST(test_stress_n_to_1_nine_scheds) { stress_run(NSENDERS + 1, 0); }
 END_TEST
 
 /* The same on 2 schedulers: all senders on one, the receiver on the other. */
-START_TEST(test_stress_n_to_1_two_scheds) { stress_run(2); }
+START_TEST(test_stress_n_to_1_two_scheds) { stress_run(2, 0); }
+END_TEST
+
+/* Messages of 1 to 8 bytes, which the receiving scheduler queues in runs
+ * (mailbox/mailbox.c, inline_chain), broken by longer ones and by the
+ * senders' interleaving: each must still arrive once, intact, with its
+ * length, its sender, and in order. */
+START_TEST(test_stress_n_to_1_small_msgs) { stress_run(_i == 0 ? 2 : 3, 1); }
 END_TEST
 
 /* ------------------------------------------------------------------------ */
@@ -1509,6 +1559,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_message_sizes_across);
   tcase_add_test(tc, test_stress_n_to_1_nine_scheds);
   tcase_add_test(tc, test_stress_n_to_1_two_scheds);
+  tcase_add_loop_test(tc, test_stress_n_to_1_small_msgs, 0, 2);
   tcase_add_test(tc, test_link_monitor_storm);
   tcase_add_test(tc, test_monitor_churn);
   tcase_add_test(tc, test_spawn_link_storm);
