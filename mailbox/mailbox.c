@@ -227,6 +227,8 @@ tr_msg_t *tr__msg_new(tr_msg_kind_t kind, const void *data, size_t len,
 }
 
 static inline void deliver(tr__actor_t *a, tr_msg_t *m);
+static inline void enqueue(tr__actor_t *a, tr_msg_t *first, tr_msg_t *last,
+                           size_t n);
 
 /* tr__deliver_inline_run's buffer when its cache is empty. */
 static __attribute__((noinline, cold)) tr_msg_t *msg_alloc_copy(tr__sched_t *s,
@@ -286,12 +288,7 @@ static inline uint32_t inline_chain(tr__sched_t *s, tr__batch_t *b,
   }
   s->msg_cache[0].n = n;
   *count = c;
-  if (k == 0) return at;
-  if (a->mq_tail) a->mq_tail->next = first;
-  else a->mq_head = first;
-  a->mq_tail = last;
-  a->mq_len += k;
-  if (a->state == TR__ST_WAITING) tr__sched_wake_waiting(s, a);
+  if (k != 0) enqueue(a, first, last, k);
   return at;
 }
 
@@ -412,6 +409,18 @@ void tr__msg_cache_destroy(tr__sched_t *s) {
 
 /* ---- delivery ----------------------------------------------------------- */
 
+/* Appends the chain first..last (n messages, linked through next) to a's
+ * queue, waking a if it waits. */
+static inline __attribute__((always_inline)) void
+enqueue(tr__actor_t *a, tr_msg_t *first, tr_msg_t *last, size_t n) {
+  last->next = NULL;
+  if (a->mq_tail) a->mq_tail->next = first;
+  else a->mq_head = first;
+  a->mq_tail = last;
+  a->mq_len += n;
+  if (a->state == TR__ST_WAITING) tr__sched_wake_waiting(a->s, a);
+}
+
 static inline __attribute__((always_inline)) void deliver(tr__actor_t *a,
                                                          tr_msg_t *m) {
   if (TR__UNLIKELY(a->state == TR__ST_DEAD) ||
@@ -421,12 +430,7 @@ static inline __attribute__((always_inline)) void deliver(tr__actor_t *a,
   }
   if (m->kind == TR_MSG_REPLY) a->call_ref = 0; /* one reply per call */
   if (TR__UNLIKELY(a->mbox_limit != NULL) && !tr__mbox_admit(a, m)) return;
-  m->next = NULL;
-  if (a->mq_tail) a->mq_tail->next = m;
-  else a->mq_head = m;
-  a->mq_tail = m;
-  a->mq_len++;
-  if (a->state == TR__ST_WAITING) tr__sched_wake_waiting(a->s, a);
+  enqueue(a, m, m, 1);
 }
 
 void tr__deliver(tr__actor_t *a, tr_msg_t *m) { deliver(a, m); }
@@ -624,20 +628,13 @@ static __attribute__((noinline)) int send_local_entry(tr_pid_t to,
   return send_bytes(self->s, self->pid, to, data, len);
 }
 
-/* tr_send outside any actor: the error. */
-static __attribute__((noinline)) int send_entry(tr_pid_t to, const void *data,
-                                                size_t len) {
-  TR__ACTOR_OR_RETURN(a);
-  return send_bytes(a->s, a->pid, to, data, len);
-}
-
 /* Only dispatches, with a jump to either path: their frames differ, and a
  * prologue spent on the wrong one costs a dozen instructions a message. */
 int tr_send(tr_pid_t to, const void *data, size_t len) {
   tr__sched_t *s = tr__tls_sched;
   tr__actor_t *a;
   if (TR__UNLIKELY(s == NULL) || TR__UNLIKELY((a = s->current) == NULL))
-    return send_entry(to, data, len);
+    return tr__not_actor_error(s);
   /* (tr_send's arguments stay in their registers for either jump) */
   if (tr__pid_sched(to) != s->id) return send_remote_entry(to, data, len, a, s);
   return send_local_entry(to, data, len, a);
@@ -818,43 +815,30 @@ found:
   return 0;
 }
 
-/* tr_recv for a, the running actor, once it holds the runtime section. */
-static inline __attribute__((always_inline)) int
-recv_body(tr__actor_t *a, tr_msg_t **msg, int timeout_ms) {
-  tr_msg_t *m;
-  if (msg == NULL || timeout_ms < -1) return TR_EINVAL;
-  /* Take the oldest message, or wait forever for one. */
-  for (;;) {
-    m = a->mq_head;
-    if (m == NULL && timeout_ms == -1) {
-      a->state = TR__ST_WAITING;
-      tr__sched_block(a->s, a);
-      tr__check_pending_exit(a);
-      continue;
-    }
-    if (m == NULL || m->kind == TR_MSG_REPLY) break;
-    unqueue(a, NULL, m);
-    hold(a, m);
-    *msg = m;
-    return 0;
-  }
-  return recv_impl(a, msg, match_any, NULL, 0, timeout_ms);
-}
-
-/* tr_recv from a, the running actor, but no message at hand. */
+/* tr_recv from a, the running actor, but no message at hand: takes the
+ * oldest message, or waits forever for one, or leaves it to recv_impl. */
 static __attribute__((noinline)) int recv_running(tr_msg_t **msg,
                                                   int timeout_ms,
                                                   tr__actor_t *a) {
   tr__actor_t *self __attribute__((cleanup(tr__actor_leave))) =
       tr__actor_enter_running(a);
-  return recv_body(self, msg, timeout_ms);
-}
-
-/* tr_recv outside any actor: the error. */
-static __attribute__((noinline)) int recv_entry(tr_msg_t **msg,
-                                                int timeout_ms) {
-  TR__ACTOR_OR_RETURN(a);
-  return recv_body(a, msg, timeout_ms);
+  tr_msg_t *m;
+  if (msg == NULL || timeout_ms < -1) return TR_EINVAL;
+  for (;;) {
+    m = self->mq_head;
+    if (m == NULL && timeout_ms == -1) {
+      self->state = TR__ST_WAITING;
+      tr__sched_block(self->s, self);
+      tr__check_pending_exit(self);
+      continue;
+    }
+    if (m == NULL || m->kind == TR_MSG_REPLY) break;
+    unqueue(self, NULL, m);
+    hold(self, m);
+    *msg = m;
+    return 0;
+  }
+  return recv_impl(self, msg, match_any, NULL, 0, timeout_ms);
 }
 
 /* The oldest message, when there is one, is taken here in a few
@@ -866,7 +850,7 @@ int tr_recv(tr_msg_t **msg, int timeout_ms) {
   tr__actor_t *a;
   tr_msg_t *m;
   if (TR__UNLIKELY(s == NULL) || TR__UNLIKELY((a = s->current) == NULL))
-    return recv_entry(msg, timeout_ms);
+    return tr__not_actor_error(s);
   if ((m = a->mq_head) != NULL && TR__LIKELY(m->kind != TR_MSG_REPLY) &&
       TR__LIKELY(msg != NULL) && TR__LIKELY(timeout_ms >= -1) &&
       TR__LIKELY(tr__stack_pointer() >= a->stack_limit)) {

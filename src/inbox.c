@@ -309,10 +309,10 @@ void tr__batch_push_now(tr__sched_t *s, tr__sched_t *dst, tr__batch_t *b) {
 
 void tr__sig_push(tr__sched_t *dst, tr_msg_t *m) {
   tr__sched_t *s;
-  tr__batch_t *b = tr__batch_room(dst, sizeof(uint64_t), &s);
+  tr__batch_t *b = tr__batch_room(NULL, dst, sizeof(uint64_t), &s);
   memcpy(b->buf + b->used, &m, sizeof(m)); /* bit 0 clear: aligned */
   b->used += sizeof(uint64_t);
-  tr__batch_pushed(s, dst, b);
+  tr__batch_pushed(NULL, s, dst, b);
 }
 
 void tr__sig_send_to(tr__sched_t *dst, int kind, tr_pid_t to, tr_pid_t from,

@@ -515,24 +515,24 @@ static inline __attribute__((always_inline)) uintptr_t tr__stack_pointer(void) {
 /* tr__actor_enter for a (not NULL), the running actor of the calling
  * thread's scheduler. */
 static inline tr__actor_t *tr__actor_enter_running(tr__actor_t *a) {
-  char probe;
-  if (TR__UNLIKELY((uintptr_t)&probe < a->stack_limit))
-    tr__reserve_exhausted(a, (uintptr_t)&probe);
+  uintptr_t sp = tr__stack_pointer();
+  if (TR__UNLIKELY(sp < a->stack_limit)) tr__reserve_exhausted(a, sp);
   a->in_runtime++;
   return a;
+}
+/* The error of an actor-only call made where no actor runs (s: the
+ * calling thread's scheduler, or NULL). */
+static inline int tr__not_actor_error(const tr__sched_t *s) {
+  return (s != NULL && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
 }
 static inline tr__actor_t *tr__actor_enter(int *err) {
   tr__sched_t *s = tr__tls_sched;
   tr__actor_t *a = s != NULL ? s->current : NULL;
-  char probe;
   if (TR__UNLIKELY(a == NULL)) {
-    *err = (s != NULL && s->in_cleanup) ? TR_ECLEANUP : TR_ENOTACTOR;
+    *err = tr__not_actor_error(s);
     return NULL;
   }
-  if (TR__UNLIKELY((uintptr_t)&probe < a->stack_limit))
-    tr__reserve_exhausted(a, (uintptr_t)&probe);
-  a->in_runtime++;
-  return a;
+  return tr__actor_enter_running(a);
 }
 static inline void tr__actor_leave(tr__actor_t **pa) {
   if (*pa != NULL) (*pa)->in_runtime--;
@@ -743,12 +743,15 @@ void tr__batch_push_now(tr__sched_t *s, tr__sched_t *dst, tr__batch_t *b);
 
 /* A batch with room for an entry of `need` bytes to dst: the calling
  * scheduler's outbox (*sp is that scheduler), or, from a thread with no
- * scheduler (*sp NULL), a batch of its own. */
-static inline tr__batch_t *tr__batch_room(tr__sched_t *dst, size_t need,
-                                          tr__sched_t **sp) {
-  tr__sched_t *s = tr__tls_sched;
+ * scheduler (*sp NULL), a batch of its own. `self`, if not NULL, is the
+ * calling thread's scheduler, running an actor (the checks for the other
+ * cases are skipped). */
+static inline tr__batch_t *tr__batch_room(tr__sched_t *self, tr__sched_t *dst,
+                                          size_t need, tr__sched_t **sp) {
+  tr__sched_t *s = self != NULL ? self : tr__tls_sched;
   tr__batch_t *b;
-  if (TR__LIKELY(s != NULL) && TR__LIKELY(s->rt == dst->rt) &&
+  if ((self != NULL ||
+       (TR__LIKELY(s != NULL) && TR__LIKELY(s->rt == dst->rt))) &&
       TR__LIKELY((b = s->out[dst->id]) != NULL) &&
       TR__LIKELY(b->used + need <= b->cap)) {
     *sp = s;
@@ -759,10 +762,12 @@ static inline tr__batch_t *tr__batch_room(tr__sched_t *dst, size_t need,
 
 /* After an entry went into b: it is pushed now from host code (nothing
  * flushes for it later) and when the destination waits for work (latency
- * matters then; a busy one comes back to its inbox later anyway). */
-static inline void tr__batch_pushed(tr__sched_t *s, tr__sched_t *dst,
-                                    tr__batch_t *b) {
-  if (TR__UNLIKELY(s == NULL) || (s->current == NULL && !s->in_drain) ||
+ * matters then; a busy one comes back to its inbox later anyway). `self`
+ * as for tr__batch_room. */
+static inline void tr__batch_pushed(tr__sched_t *self, tr__sched_t *s,
+                                    tr__sched_t *dst, tr__batch_t *b) {
+  if ((self == NULL && (TR__UNLIKELY(s == NULL) ||
+                        (s->current == NULL && !s->in_drain))) ||
       atomic_load_explicit(&dst->inbox.wake, memory_order_relaxed) != 0)
     tr__batch_push_now(s, dst, b);
 }
@@ -770,24 +775,17 @@ static inline void tr__batch_pushed(tr__sched_t *s, tr__sched_t *dst,
 /* Sends a copy of a small message (len <= TR__INLINE_MAX) to `to` on dst,
  * inside the batch: dst copies it into a buffer of its own. `self`, if not
  * NULL, is the calling thread's scheduler, known to be running an actor
- * (which spares the checks for the other cases). */
+ * (tr__batch_room). */
 static inline __attribute__((always_inline)) void
 tr__sig_push_inline(tr__sched_t *self, tr__sched_t *dst, tr_msg_kind_t kind,
                     tr_pid_t to, tr_pid_t from, tr_ref_t ref, const void *data,
                     size_t len, uint32_t children) {
-  tr__sched_t *s = self;
+  tr__sched_t *s;
   size_t pad = (len + 7) & ~(size_t)7;
   /* Room for the long form: the short one may not be possible in a new
    * batch. */
-  size_t need = 24 + (ref != 0 ? 8 : 0) + pad;
-  tr__batch_t *b;
-  if (self != NULL) {
-    b = s->out[dst->id];
-    if (TR__UNLIKELY(b == NULL) || TR__UNLIKELY(b->used + need > b->cap))
-      b = tr__batch_room_slow(dst, need, &s);
-  } else {
-    b = tr__batch_room(dst, need, &s);
-  }
+  tr__batch_t *b =
+      tr__batch_room(self, dst, 24 + (ref != 0 ? 8 : 0) + pad, &s);
   uint64_t *w = (uint64_t *)(void *)(b->buf + b->used);
   uint64_t h = TR__ENT_INLINE | (uint64_t)kind << 8 | (uint64_t)len << 16 |
                (uint64_t)children << 32;
@@ -822,10 +820,7 @@ tr__sig_push_inline(tr__sched_t *self, tr__sched_t *dst, tr_msg_kind_t kind,
     }
   }
   b->used = (uint32_t)((unsigned char *)w + pad - b->buf);
-  if (self == NULL)
-    tr__batch_pushed(s, dst, b);
-  else if (atomic_load_explicit(&dst->inbox.wake, memory_order_relaxed) != 0)
-    tr__batch_push_now(s, dst, b); /* tr__batch_pushed's actor case */
+  tr__batch_pushed(self, s, dst, b);
 }
 
 /* Frees s's recycled batches (runtime teardown). */
